@@ -108,6 +108,8 @@ export class Sim {
   ctx!: ExecContext;
   stopEvent: SimEvent | null = null;
   readonly threads: SimThread[] = [];
+  /** Live coroutines (created and not yet terminated), in creation order. */
+  readonly coroutines = new Set<CoroutineLike>();
   private timers: Timer[] = [];
   private timerOrder = 0;
   /** A thread that stopped resumes first, whatever else became ready: stopping never changes the run. */

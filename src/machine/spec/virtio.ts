@@ -71,6 +71,7 @@ export const vringDescSize = (num: number): number => VRING_DESC_SIZE * num;
 export const vringAvailSize = (num: number): number => 6 + 2 * num;
 export const vringUsedSize = (num: number): number => 6 + 8 * num;
 export const VIRTQUEUE_MAX_SIZE = 1024; // QEMU's cap on a queue's size
+export const VRING_SPLIT_MAX_SIZE = 32768; // §2.7: a split queue's size is a power of 2 up to 32768
 
 /**
  * §2.7.7.2 / §2.7.10: should the side that moved an index from `old` to
@@ -135,6 +136,10 @@ export const BLK_CFG_SEG_MAX = 12;
 export const BLK_CFG_GEOMETRY = 16;
 export const BLK_CFG_BLK_SIZE = 20;
 export const BLK_CFG_TOPOLOGY = 24;
+export const BLK_CFG_PHYSICAL_BLOCK_EXP = 24; // topology: u8 physical_block_exp
+export const BLK_CFG_ALIGNMENT_OFFSET = 25; // u8 alignment_offset
+export const BLK_CFG_MIN_IO_SIZE = 26; // le16 min_io_size
+export const BLK_CFG_OPT_IO_SIZE = 28; // le32 opt_io_size
 export const BLK_CFG_WRITEBACK = 32;
 export const BLK_CFG_NUM_QUEUES = 34;
 export const BLK_CFG_MAX_DISCARD_SECTORS = 36;

@@ -21,6 +21,8 @@ export class EventNotifier implements HostObject {
   /** The AioContext polling this notifier, once a handler is set. */
   ctx: AioContext | null = null;
   handler: ((n: EventNotifier) => Co<void>) | null = null;
+  /** Set when the eventfd is a KVM irqfd: signalling it injects a guest interrupt. */
+  irqfd: (() => void) | null = null;
   constructor(readonly name: string) {
     this.ptr = S.ptrs.alloc('heap', 0x10);
   }
@@ -30,6 +32,7 @@ export class EventNotifier implements HostObject {
 export function event_notifier_set(n: EventNotifier): void {
   n.signalled = true;
   n.ctx?.kick();
+  n.irqfd?.();
 }
 
 export function event_notifier_test_and_clear(n: EventNotifier): boolean {
@@ -200,4 +203,12 @@ export function* aio_co_wake(co: Coroutine): Co<void> {
   if (enter(F_co_wake, co)) yield STOP;
   yield* aio_co_enter(co.aioCtx!, co);
   return leave(F_co_wake, undefined);
+}
+
+const F_ctx_dispatch = defineFn('aio_ctx_dispatch', ['source', 'callback', 'user_data']);
+/** The main AioContext's GSource dispatch. */
+export function* aio_ctx_dispatch(ctx: AioContext): Co<boolean> {
+  if (enter(F_ctx_dispatch, ctx, null, null)) yield STOP;
+  yield* aio_dispatch(ctx);
+  return leave(F_ctx_dispatch, true);
 }

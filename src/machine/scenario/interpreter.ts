@@ -1,0 +1,181 @@
+/**
+ * The guest program on vCPU 0: boot (probe the virtio-mmio device with the
+ * virtio-blk driver), then run the scenario one statement at a time. Each
+ * statement is a frame at the bottom of the vCPU's stack, so a line
+ * breakpoint stops before that request is issued. Requests go through the
+ * guest block layer (blk-mq) to the driver, as an application's I/O would.
+ *
+ * Between statements the vCPU idles (interruptibly): the device's interrupt
+ * is taken whenever the line is up, as on a real CPU with interrupts enabled.
+ */
+import { Co, S, STOP, WaitQueue, block, enter, leave } from '../sim/sim';
+import { defineFn } from '../sim/frames';
+import type { GuestPlatform, BlkOp, BlkStatus } from '../linux/platform';
+import {
+  Request, VirtioMmioDevice, VringVirtqueue, blk_mq_alloc_request, blk_mq_queue_inflight, blk_mq_submit_requests,
+  blk_mq_work_pending, guest_interrupt, guest_probe, kblockd_run_pending, virtio_blk_of,
+} from '../linux';
+import type { RequestStmt, Scenario, Stmt } from './ast';
+
+/** Virtual time between two statements: an application issuing I/O, not a tight loop. */
+const THINK_NS = 50_000;
+const PAGE = 4096;
+
+export interface RequestRecord {
+  file: string;
+  line: number;
+  statement: string;
+  op: BlkOp;
+  sector: number;
+  bytes: number;
+  status: BlkStatus | null;
+  virtio_status: number | null;
+  /** Guest address of the data buffer, and for reads and GET_ID the bytes that came back (hex). */
+  data_addr: number | null;
+  data_hex: string | null;
+  data_preview: string | null;
+  submitted_ns: number;
+  completed_ns: number | null;
+}
+
+export class GuestProgram {
+  vm_dev: VirtioMmioDevice | null = null;
+  readonly requests: RequestRecord[] = [];
+  onRequestDone: ((r: RequestRecord) => void) | null = null;
+
+  constructor(
+    readonly scenario: Scenario,
+    readonly platform: GuestPlatform,
+    readonly irq: { readonly level: boolean },
+    readonly wake: WaitQueue,
+  ) {}
+
+  virtqueue(i: number): VringVirtqueue | null {
+    return this.vm_dev?.vqs[i] ?? null;
+  }
+
+  /** Requests issued and not yet ended. */
+  get inflight(): number {
+    const q = this.vm_dev && virtio_blk_of(this.vm_dev)?.q;
+    return q ? blk_mq_queue_inflight(q) : 0;
+  }
+}
+
+/** Up to this many interrupts back to back; more means the line is stuck (never the case with a sane device). */
+const MAX_IRQ_BURST = 64;
+
+/** Take the device interrupt while the line is up and the driver's lock allows it. */
+function* service_irq(g: GuestProgram): Co<void> {
+  const vm_dev = g.vm_dev;
+  if (!vm_dev) return;
+  const vblk = virtio_blk_of(vm_dev);
+  for (let n = 0; g.irq.level && n < MAX_IRQ_BURST; n++) {
+    if (vblk?.irqs_disabled()) return;
+    yield* guest_interrupt(vm_dev);
+  }
+  if (vblk?.q && blk_mq_work_pending(vblk.q)) yield* kblockd_run_pending(vblk.q);
+}
+
+/** Idle for `ns` of virtual time, taking interrupts as they come (the idle loop's hlt). */
+function* cpu_idle(g: GuestProgram, ns: number): Co<void> {
+  const until = S.now + ns;
+  while (true) {
+    yield* service_irq(g);
+    if (S.now >= until) return;
+    if (!g.irq.level) {
+      const wq = g.wake;
+      S.at(until - S.now, () => wq.wake());
+      yield* block(wq);
+    }
+  }
+}
+
+/** `wait`: halt until every request issued so far has ended. A broken device leaves the vCPU halted. */
+function* wait_all(g: GuestProgram): Co<void> {
+  while (g.inflight > 0) {
+    yield* service_irq(g);
+    if (g.inflight > 0 && !g.irq.level) yield* block(g.wake);
+  }
+}
+
+function bufferBytes(st: RequestStmt): number {
+  switch (st.kind) {
+    case 'read': return st.bytes;
+    case 'write': return st.data.length;
+    default: return 0;
+  }
+}
+
+function makeRequest(g: GuestProgram, st: RequestStmt): Request {
+  const vblk = virtio_blk_of(g.vm_dev!)!;
+  const mem = g.platform.mem;
+  const len = bufferBytes(st);
+  // The bio's pages: page-aligned guest memory, freed when the request ends.
+  const data = len > 0 ? g.platform.alloc.alloc(len, PAGE) : null;
+  if (st.kind === 'write' && data !== null) mem.writeBytes(data, st.data);
+  if (st.kind === 'read' && data !== null) mem.fill(data, len, 0);
+  const sector = 'sector' in st ? st.sector : 0;
+  const nr_bytes = st.kind === 'discard' || st.kind === 'write-zeroes' ? st.count * 512 : len;
+  const rq = blk_mq_alloc_request(vblk.q!, st.kind, sector, data, nr_bytes, st.kind === 'write-zeroes' && st.unmap);
+  const rec: RequestRecord = {
+    file: st.loc.file,
+    line: st.loc.line,
+    statement: st.loc.text,
+    op: st.kind,
+    sector,
+    bytes: nr_bytes,
+    status: null,
+    virtio_status: null,
+    data_addr: data,
+    data_hex: null,
+    data_preview: null,
+    submitted_ns: S.now,
+    completed_ns: null,
+  };
+  g.requests.push(rec);
+  rq.onDone = (r) => {
+    rec.status = r.status;
+    rec.virtio_status = r.virtioStatus;
+    rec.completed_ns = S.now;
+    rec.data_addr = r.data;
+    if ((st.kind === 'read' || st.kind === 'get-id') && r.data !== null) {
+      const n = st.kind === 'read' ? len : 20;
+      const bytes = mem.readBytes(r.data, n);
+      rec.data_hex = bytes.toString('hex');
+      rec.data_preview = JSON.stringify(bytes.subarray(0, 48).toString('latin1').replace(/\0+$/, ''));
+    }
+    if (data !== null) g.platform.alloc.release(data);
+    g.onRequestDone?.(rec);
+  };
+  return rq;
+}
+
+const F_statement = defineFn('scenario_statement', ['loc']);
+/** One scenario line: its frame is named after the line's text and sits at the bottom of vCPU 0. */
+function* scenario_statement(g: GuestProgram, st: Stmt): Co<void> {
+  if (enter(F_statement, st.loc)) yield STOP;
+  const q = virtio_blk_of(g.vm_dev!)!.q!;
+  switch (st.kind) {
+    case 'wait':
+      yield* wait_all(g);
+      break;
+    case 'batch':
+      yield* blk_mq_submit_requests(q, st.body.map((r) => makeRequest(g, r)));
+      break;
+    default:
+      yield* blk_mq_submit_requests(q, [makeRequest(g, st)]);
+  }
+  return leave(F_statement, undefined);
+}
+
+/** vCPU 0's program: boot, the scenario, then wait for what is still in flight. */
+export function* guest_main(g: GuestProgram): Co<void> {
+  g.vm_dev = yield* guest_probe(g.platform);
+  if (!virtio_blk_of(g.vm_dev)) return; // the driver did not bind: dmesg says why
+  for (const st of g.scenario.statements) {
+    yield* service_irq(g);
+    yield* scenario_statement(g, st);
+    yield* cpu_idle(g, THINK_NS);
+  }
+  yield* wait_all(g);
+}

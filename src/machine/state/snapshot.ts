@@ -1,0 +1,226 @@
+/**
+ * The one state snapshot (DESIGN.md): what `virtio/state` returns, what
+ * `cli.js run --json` prints, what the inspector draws. Rings, descriptors
+ * and indices are decoded from guest memory at the moment it is taken; the
+ * device's and the driver's private indices are read from their own
+ * structures and labelled as such. Plain JSON data, snake_case names from
+ * QEMU and Linux.
+ */
+import type { GuestMemory } from '../memory/guest-memory';
+import type { Sim, SimThread } from '../sim/sim';
+import * as V from '../spec/virtio';
+import type { VirtIODevice, VirtQueue } from '../qemu/hw/virtio/virtio';
+import { FrameInfo, contextFrames, threadBacktrace } from './backtrace';
+
+export interface DescSnapshot { addr: number; len: number; flags: number; next: number }
+export interface SgSnapshot { addr: number; len: number }
+
+export interface DriverQueueSnapshot {
+  avail_idx_shadow: number;
+  last_used_idx: number;
+  num_free: number;
+  free_head: number;
+  num_added: number;
+  broken: boolean;
+}
+
+export interface QueueSnapshot {
+  index: number;
+  num: number;
+  vring_desc: number;
+  vring_avail: number;
+  vring_used: number;
+  desc: DescSnapshot[];
+  avail: { flags: number; idx: number; ring: number[]; used_event: number };
+  used: { flags: number; idx: number; ring: { id: number; len: number }[]; avail_event: number };
+  last_avail_idx: number;
+  shadow_avail_idx: number;
+  used_idx: number;
+  signalled_used: number;
+  signalled_used_valid: boolean;
+  inuse: number;
+  driver: DriverQueueSnapshot | null;
+  inflight: {
+    index: number;
+    ndescs: number;
+    out_num: number;
+    in_num: number;
+    out_sg: SgSnapshot[];
+    in_sg: SgSnapshot[];
+  }[];
+}
+
+export interface ThreadSnapshot {
+  id: number;
+  name: string;
+  state: 'running' | 'ready' | 'blocked' | 'done';
+  /** What a blocked thread waits for (ppoll, the thread-pool semaphore, an interrupt). */
+  waiting_on: string | null;
+  frames: FrameInfo[];
+}
+
+export interface CoroutineSnapshot {
+  addr: number;
+  entry: string;
+  state: string;
+  caller: number | null;
+  frames: FrameInfo[];
+}
+
+export interface BlkConfigSnapshot {
+  capacity: number;
+  size_max: number;
+  seg_max: number;
+  blk_size: number;
+  writeback: number;
+  num_queues: number;
+  max_discard_sectors: number;
+  max_discard_seg: number;
+  discard_sector_alignment: number;
+  max_write_zeroes_sectors: number;
+  max_write_zeroes_seg: number;
+  write_zeroes_may_unmap: number;
+}
+
+export interface StateSnapshot {
+  device: {
+    name: string;
+    status: number;
+    guest_features: number;
+    host_features: number;
+    broken: boolean;
+    errors: string[];
+    config: BlkConfigSnapshot;
+    isr: number;
+  };
+  queues: QueueSnapshot[];
+  threads: ThreadSnapshot[];
+  coroutines: CoroutineSnapshot[];
+  /** Virtual time in nanoseconds and events so far: where in the run this snapshot was taken. */
+  time_ns: number;
+  events: number;
+}
+
+export interface SnapshotSource {
+  sim: Sim;
+  mem: GuestMemory;
+  vdev: VirtIODevice;
+  config: Buffer;
+  /** The guest driver's private view of queue i, if the driver set it up. */
+  driverQueue(i: number): DriverQueueSnapshot | null;
+  /** The thread that is executing (stopped), if any. */
+  running: SimThread | null;
+}
+
+function decodeConfig(c: Buffer): BlkConfigSnapshot {
+  return {
+    capacity: c.readUInt32LE(V.BLK_CFG_CAPACITY) + c.readUInt32LE(V.BLK_CFG_CAPACITY + 4) * 0x100000000,
+    size_max: c.readUInt32LE(V.BLK_CFG_SIZE_MAX),
+    seg_max: c.readUInt32LE(V.BLK_CFG_SEG_MAX),
+    blk_size: c.readUInt32LE(V.BLK_CFG_BLK_SIZE),
+    writeback: c.readUInt8(V.BLK_CFG_WRITEBACK),
+    num_queues: c.readUInt16LE(V.BLK_CFG_NUM_QUEUES),
+    max_discard_sectors: c.readUInt32LE(V.BLK_CFG_MAX_DISCARD_SECTORS),
+    max_discard_seg: c.readUInt32LE(V.BLK_CFG_MAX_DISCARD_SEG),
+    discard_sector_alignment: c.readUInt32LE(V.BLK_CFG_DISCARD_SECTOR_ALIGNMENT),
+    max_write_zeroes_sectors: c.readUInt32LE(V.BLK_CFG_MAX_WRITE_ZEROES_SECTORS),
+    max_write_zeroes_seg: c.readUInt32LE(V.BLK_CFG_MAX_WRITE_ZEROES_SEG),
+    write_zeroes_may_unmap: c.readUInt8(V.BLK_CFG_WRITE_ZEROES_MAY_UNMAP),
+  };
+}
+
+/** Read a u16 if it lies in RAM; a ring the guest pointed outside RAM reads as 0 rather than throwing. */
+function r16(mem: GuestMemory, a: number): number {
+  return mem.valid(a, 2) ? mem.read16(a) : 0;
+}
+function r32(mem: GuestMemory, a: number): number {
+  return mem.valid(a, 4) ? mem.read32(a) : 0;
+}
+
+export function decodeQueue(mem: GuestMemory, vq: VirtQueue, driver: DriverQueueSnapshot | null): QueueSnapshot {
+  const n = vq.num;
+  const ready = vq.ready;
+  const desc: DescSnapshot[] = [];
+  const availRing: number[] = [];
+  const usedRing: { id: number; len: number }[] = [];
+  if (ready) {
+    for (let i = 0; i < n; i++) {
+      const a = vq.desc + i * V.VRING_DESC_SIZE;
+      desc.push(
+        mem.valid(a, V.VRING_DESC_SIZE)
+          ? { addr: mem.read64(a + V.DESC_ADDR), len: mem.read32(a + V.DESC_LEN), flags: mem.read16(a + V.DESC_FLAGS), next: mem.read16(a + V.DESC_NEXT) }
+          : { addr: 0, len: 0, flags: 0, next: 0 },
+      );
+      availRing.push(r16(mem, vq.avail + V.availRingOff(i)));
+      const u = vq.used + V.usedRingOff(i);
+      usedRing.push({ id: r32(mem, u), len: r32(mem, u + 4) });
+    }
+  }
+  return {
+    index: vq.queue_index,
+    num: n,
+    vring_desc: vq.desc,
+    vring_avail: vq.avail,
+    vring_used: vq.used,
+    desc,
+    avail: {
+      flags: ready ? r16(mem, vq.avail + V.AVAIL_FLAGS) : 0,
+      idx: ready ? r16(mem, vq.avail + V.AVAIL_IDX) : 0,
+      ring: availRing,
+      used_event: ready ? r16(mem, vq.avail + V.usedEventOff(n)) : 0,
+    },
+    used: {
+      flags: ready ? r16(mem, vq.used + V.USED_FLAGS) : 0,
+      idx: ready ? r16(mem, vq.used + V.USED_IDX) : 0,
+      ring: usedRing,
+      avail_event: ready ? r16(mem, vq.used + V.availEventOff(n)) : 0,
+    },
+    last_avail_idx: vq.last_avail_idx,
+    shadow_avail_idx: vq.shadow_avail_idx,
+    used_idx: vq.used_idx,
+    signalled_used: vq.signalled_used,
+    signalled_used_valid: vq.signalled_used_valid,
+    inuse: vq.inuse,
+    driver,
+    inflight: [...vq.inflight.values()].map((e) => ({
+      index: e.index,
+      ndescs: e.ndescs,
+      out_num: e.out_num,
+      in_num: e.in_num,
+      out_sg: e.out_sg.map((s) => ({ addr: s.addr, len: s.len })),
+      in_sg: e.in_sg.map((s) => ({ addr: s.addr, len: s.len })),
+    })),
+  };
+}
+
+export function takeSnapshot(src: SnapshotSource): StateSnapshot {
+  const { sim, mem, vdev } = src;
+  const threads: ThreadSnapshot[] = sim.threads.map((t) => ({
+    id: t.id,
+    name: t.name,
+    state: t === src.running ? 'running' : t.state,
+    waiting_on: t.state === 'blocked' && t.blockedOn ? t.blockedOn.name : null,
+    frames: threadBacktrace(t).flatMap((s) => s.frames),
+  }));
+  const coroutines: CoroutineSnapshot[] = [...sim.coroutines].map((co) => {
+    const c = co as typeof co & { entryName: string; state: string };
+    return { addr: co.ptr, entry: c.entryName, state: c.state, caller: co.caller ? co.caller.ptr : null, frames: contextFrames(co.ctx, co.ptr) };
+  });
+  return {
+    device: {
+      name: vdev.name,
+      status: vdev.status,
+      guest_features: vdev.guest_features,
+      host_features: vdev.host_features,
+      broken: vdev.broken,
+      errors: [...vdev.errors],
+      config: decodeConfig(src.config),
+      isr: vdev.isr,
+    },
+    queues: vdev.vq.map((vq, i) => decodeQueue(mem, vq, src.driverQueue(i))),
+    threads,
+    coroutines,
+    time_ns: sim.now,
+    events: sim.seq,
+  };
+}
