@@ -57,7 +57,24 @@ export function generatedSectorText(sector: number): Buffer {
   if (!Number.isSafeInteger(sector) || sector < 0) {
     throw new RangeError(`generatedSectorText: bad sector ${sector}`);
   }
-  return Buffer.alloc(SECTOR, sectorLine(sector), 'latin1');
+  return Buffer.from(cachedSector(sector));
+}
+
+/**
+ * Recently generated sectors (shared, read-only): building a sector from its
+ * text is the slow part of a read, and workloads reread the same sectors.
+ */
+const SECTOR_CACHE_MAX = 1024;
+const sectorCache = new Map<number, Buffer>();
+
+function cachedSector(sector: number): Buffer {
+  let b = sectorCache.get(sector);
+  if (b === undefined) {
+    if (sectorCache.size >= SECTOR_CACHE_MAX) sectorCache.delete(sectorCache.keys().next().value as number);
+    b = Buffer.alloc(SECTOR, sectorLine(sector), 'latin1');
+    sectorCache.set(sector, b);
+  }
+  return b;
 }
 
 /** Fill dst[dstOff, dstOff+len) with the generated image's bytes at `offset`. */
@@ -68,11 +85,7 @@ function readGenerated(dst: Buffer, dstOff: number, len: number, offset: number)
     const sector = Math.floor(abs / SECTOR);
     const within = abs - sector * SECTOR;
     const n = Math.min(SECTOR - within, len - pos);
-    if (within === 0 && n === SECTOR) {
-      dst.fill(sectorLine(sector), dstOff + pos, dstOff + pos + SECTOR, 'latin1');
-    } else {
-      generatedSectorText(sector).copy(dst, dstOff + pos, within, within + n);
-    }
+    cachedSector(sector).copy(dst, dstOff + pos, within, within + n);
     pos += n;
   }
   return 0;

@@ -42,6 +42,8 @@ export class GuestProgram {
   vm_dev: VirtioMmioDevice | null = null;
   readonly requests: RequestRecord[] = [];
   onRequestDone: ((r: RequestRecord) => void) | null = null;
+  /** Keep the bytes each read returned (the CLI shows them); off for benchmarks. */
+  recordData = true;
 
   constructor(
     readonly scenario: Scenario,
@@ -79,14 +81,13 @@ function* service_irq(g: GuestProgram): Co<void> {
 /** Idle for `ns` of virtual time, taking interrupts as they come (the idle loop's hlt). */
 function* cpu_idle(g: GuestProgram, ns: number): Co<void> {
   const until = S.now + ns;
+  const wq = g.wake;
+  // One timer for the whole idle period; an interrupt wakes the vCPU earlier.
+  S.at(ns, () => wq.wake());
   while (true) {
     yield* service_irq(g);
     if (S.now >= until) return;
-    if (!g.irq.level) {
-      const wq = g.wake;
-      S.at(until - S.now, () => wq.wake());
-      yield* block(wq);
-    }
+    if (!g.irq.level) yield* block(wq);
   }
 }
 
@@ -113,7 +114,6 @@ function makeRequest(g: GuestProgram, st: RequestStmt): Request {
   // The bio's pages: page-aligned guest memory, freed when the request ends.
   const data = len > 0 ? g.platform.alloc.alloc(len, PAGE) : null;
   if (st.kind === 'write' && data !== null) mem.writeBytes(data, st.data);
-  if (st.kind === 'read' && data !== null) mem.fill(data, len, 0);
   const sector = 'sector' in st ? st.sector : 0;
   const nr_bytes = st.kind === 'discard' || st.kind === 'write-zeroes' ? st.count * 512 : len;
   const rq = blk_mq_alloc_request(vblk.q!, st.kind, sector, data, nr_bytes, st.kind === 'write-zeroes' && st.unmap);
@@ -138,11 +138,13 @@ function makeRequest(g: GuestProgram, st: RequestStmt): Request {
     rec.virtio_status = r.virtioStatus;
     rec.completed_ns = S.now;
     rec.data_addr = r.data;
-    if ((st.kind === 'read' || st.kind === 'get-id') && r.data !== null) {
-      const n = st.kind === 'read' ? len : 20;
-      const bytes = mem.readBytes(r.data, n);
+    if (g.recordData && (st.kind === 'read' || st.kind === 'get-id') && r.data !== null) {
+      const bytes = mem.readBytes(r.data, st.kind === 'read' ? len : 20);
       rec.data_hex = bytes.toString('hex');
-      rec.data_preview = JSON.stringify(bytes.subarray(0, 48).toString('latin1').replace(/\0+$/, ''));
+      // GET_ID is NUL-terminated when the serial is shorter than 20 bytes; what follows is not the serial.
+      const nul = st.kind === 'get-id' ? bytes.indexOf(0) : -1;
+      const shown = bytes.subarray(0, nul >= 0 ? nul : 48);
+      rec.data_preview = JSON.stringify(shown.toString('latin1'));
     }
     if (data !== null) g.platform.alloc.release(data);
     g.onRequestDone?.(rec);

@@ -19,7 +19,6 @@ export function* coroutine_trampoline(co: Coroutine): Co<void> {
   if (enter(F_trampoline, OPTIMIZED_OUT, OPTIMIZED_OUT)) yield STOP;
   yield* co.entry!(co.opaque);
   co.state = 'terminated';
-  S.coroutines.delete(co);
   return leave(F_trampoline, undefined);
 }
 

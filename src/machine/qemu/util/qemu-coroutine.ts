@@ -29,7 +29,7 @@ export class Coroutine implements CoroutineLike {
   /** The thread whose leader this is, for leaders; null for created coroutines. */
   readonly leaderOf: SimThread | null;
 
-  constructor(readonly entry: CoroutineEntry | null, readonly entryName: string, readonly opaque: unknown, leaderOf: SimThread | null = null) {
+  constructor(public entry: CoroutineEntry | null, public entryName: string, public opaque: unknown, leaderOf: SimThread | null = null) {
     this.leaderOf = leaderOf;
     // Leaders are thread-local (TLS); created coroutines are g_malloc'd.
     this.ptr = leaderOf ? S.ptrs.alloc('tls', 0x1000) + 0x320 : S.ptrs.alloc('heap', 0x80);
@@ -54,10 +54,43 @@ export function qemu_in_coroutine(): boolean {
   return c !== null && c.leaderOf === null;
 }
 
+/**
+ * Terminated coroutines kept for reuse, as QEMU's coroutine pool does
+ * (POOL_MIN_BATCH_SIZE 64): a new request often gets the stack, and so the
+ * address, of one that just finished.
+ */
+const POOL_MAX = 64;
+const pools = new WeakMap<object, Coroutine[]>();
+
+function poolOf(): Coroutine[] {
+  let p = pools.get(S);
+  if (p === undefined) pools.set(S, (p = []));
+  return p;
+}
+
+/** qemu_coroutine_delete: back to the pool, or gone. */
+export function qemu_coroutine_delete(co: Coroutine): void {
+  S.coroutines.delete(co);
+  const pool = poolOf();
+  if (pool.length < POOL_MAX) pool.push(co);
+}
+
 const F_create = defineFn('qemu_coroutine_create', ['entry', 'opaque']);
 export function* qemu_coroutine_create(entry: CoroutineEntry, entryName: string, opaque: unknown): Co<Coroutine> {
   if (enter(F_create, entryName, opaque)) yield STOP;
-  const co = new Coroutine(entry, entryName, opaque);
+  let co = poolOf().pop();
+  if (co === undefined) {
+    co = new Coroutine(entry, entryName, opaque);
+  } else {
+    co.entry = entry;
+    co.entryName = entryName;
+    co.opaque = opaque;
+    co.state = 'created';
+    co.gen = null;
+    co.caller = null;
+    co.aioCtx = null;
+    S.coroutines.add(co);
+  }
   return leave(F_create, co);
 }
 
@@ -74,7 +107,10 @@ export function* qemu_aio_coroutine_enter(ctx: AioContext, co: Coroutine): Co<vo
     const ret = yield* qemu_coroutine_switch(self, to, 'COROUTINE_ENTER');
     // Coroutines the entered one woke while running run now, in order.
     pending.push(...to.wakeup.splice(0));
-    if (ret === 'COROUTINE_TERMINATE') to.caller = null;
+    if (ret === 'COROUTINE_TERMINATE') {
+      to.caller = null;
+      qemu_coroutine_delete(to);
+    }
   }
   return leave(F_enter, undefined);
 }
