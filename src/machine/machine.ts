@@ -190,7 +190,7 @@ export class Machine {
 
   /**
    * Run until a hook stops the machine, the slice ends, or every thread is
-   * idle. `hook` sees the events it is asked to (see Sim.trapSeq / FnDesc.armed).
+   * idle. `hook` sees the events it is asked to (see Sim.trapSeq and Sim.armFunction).
    */
   run(maxSteps = Infinity): RunOutcome {
     activate(this.sim);

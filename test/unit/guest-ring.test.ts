@@ -664,7 +664,7 @@ describe('guest virtio ring (Linux side)', () => {
         seen.push(`${ev.fn.name}:${ev.point!.name}`);
         return true;
       };
-      for (const p of pts) p.armed = true;
+      for (const p of pts) S.armPoint(p, true);
       try {
         let stops = 0;
         const step = (g: Co<unknown>) => {
@@ -685,7 +685,7 @@ describe('guest virtio ring (Linux side)', () => {
         ]);
         for (const p of pts) assert.ok(p.line > p.fn.line, `${p.name} is inside ${p.fn.name}`);
       } finally {
-        for (const p of pts) p.armed = false;
+        for (const p of pts) S.armPoint(p, false);
         S.hook = null;
       }
     });

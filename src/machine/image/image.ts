@@ -64,17 +64,31 @@ export function generatedSectorText(sector: number): Buffer {
  * Recently generated sectors (shared, read-only): building a sector from its
  * text is the slow part of a read, and workloads reread the same sectors.
  */
-const SECTOR_CACHE_MAX = 1024;
-const sectorCache = new Map<number, Buffer>();
+const SECTOR_CACHE_SLOTS = 1024;
+/** Direct-mapped: slot `sector % SLOTS` holds the last sector generated there. */
+const cacheTag = new Float64Array(SECTOR_CACHE_SLOTS).fill(-1);
+const cacheData = Buffer.alloc(SECTOR_CACHE_SLOTS * SECTOR);
+
+/** Where sector `sector` sits in cacheData, generating it there first if needed. */
+function cachedSectorOffset(sector: number): number {
+  const slot = sector % SECTOR_CACHE_SLOTS;
+  const off = slot * SECTOR;
+  if (cacheTag[slot] !== sector) {
+    const b = cacheData.subarray(off, off + SECTOR);
+    // Write the line once, then double it until the sector is full (faster than fill with a string).
+    let n = b.write(sectorLine(sector), 0, 'latin1');
+    while (n < SECTOR) {
+      b.copyWithin(n, 0, Math.min(n, SECTOR - n));
+      n *= 2;
+    }
+    cacheTag[slot] = sector;
+  }
+  return off;
+}
 
 function cachedSector(sector: number): Buffer {
-  let b = sectorCache.get(sector);
-  if (b === undefined) {
-    if (sectorCache.size >= SECTOR_CACHE_MAX) sectorCache.delete(sectorCache.keys().next().value as number);
-    b = Buffer.alloc(SECTOR, sectorLine(sector), 'latin1');
-    sectorCache.set(sector, b);
-  }
-  return b;
+  const off = cachedSectorOffset(sector);
+  return cacheData.subarray(off, off + SECTOR);
 }
 
 /** Fill dst[dstOff, dstOff+len) with the generated image's bytes at `offset`. */
@@ -85,7 +99,8 @@ function readGenerated(dst: Buffer, dstOff: number, len: number, offset: number)
     const sector = Math.floor(abs / SECTOR);
     const within = abs - sector * SECTOR;
     const n = Math.min(SECTOR - within, len - pos);
-    cachedSector(sector).copy(dst, dstOff + pos, within, within + n);
+    const off = cachedSectorOffset(sector);
+    cacheData.copy(dst, dstOff + pos, off + within, off + within + n);
     pos += n;
   }
   return 0;

@@ -9,6 +9,7 @@
  * is taken whenever the line is up, as on a real CPU with interrupts enabled.
  */
 import { Co, S, STOP, WaitQueue, block, enter, leave } from '../sim/sim';
+import { do_idle } from '../linux/kernel/sched/idle';
 import { defineFn } from '../sim/frames';
 import type { GuestPlatform, BlkOp, BlkStatus } from '../linux/platform';
 import {
@@ -56,6 +57,10 @@ export class GuestProgram {
     return this.vm_dev?.vqs[i] ?? null;
   }
 
+  service_irq(): Co<void> {
+    return service_irq(this);
+  }
+
   /** Requests issued and not yet ended. */
   get inflight(): number {
     const q = this.vm_dev && virtio_blk_of(this.vm_dev)?.q;
@@ -76,19 +81,6 @@ function* service_irq(g: GuestProgram): Co<void> {
     yield* guest_interrupt(vm_dev);
   }
   if (vblk?.q && blk_mq_work_pending(vblk.q)) yield* kblockd_run_pending(vblk.q);
-}
-
-/** Idle for `ns` of virtual time, taking interrupts as they come (the idle loop's hlt). */
-function* cpu_idle(g: GuestProgram, ns: number): Co<void> {
-  const until = S.now + ns;
-  const wq = g.wake;
-  // One timer for the whole idle period; an interrupt wakes the vCPU earlier.
-  S.at(ns, () => wq.wake());
-  while (true) {
-    yield* service_irq(g);
-    if (S.now >= until) return;
-    if (!g.irq.level) yield* block(wq);
-  }
 }
 
 /** `wait`: halt until every request issued so far has ended. A broken device leaves the vCPU halted. */
@@ -177,7 +169,9 @@ export function* guest_main(g: GuestProgram): Co<void> {
   for (const st of g.scenario.statements) {
     yield* service_irq(g);
     yield* scenario_statement(g, st);
-    yield* cpu_idle(g, THINK_NS);
+    yield* do_idle(g, S.now + THINK_NS);
   }
   yield* wait_all(g);
+  // The scenario is over: the vCPU halts for good, still taking interrupts.
+  yield* do_idle(g, Infinity);
 }

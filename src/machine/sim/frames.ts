@@ -25,8 +25,6 @@ export interface FnDesc {
   readonly side: Side;
   /** Entered and logged, but not shown in backtraces (gdb cannot see tail calls). */
   readonly hidden: boolean;
-  /** Set while a breakpoint wants entries of this function checked. */
-  armed: boolean;
 }
 
 /** A named step inside a function: "the avail write", "the barrier", ... */
@@ -35,7 +33,6 @@ export interface PointDesc {
   readonly name: string;
   readonly fn: FnDesc;
   readonly line: number;
-  armed: boolean;
 }
 
 /** Printed in place of an argument gdb cannot recover. */
@@ -88,8 +85,8 @@ export function defineFn(
     line: at.line,
     side: sideOf(at.file),
     hidden: opts.hidden ?? false,
-    armed: false,
   };
+  if (fns.length >= 4096) throw new Error('too many modelled functions (raise MAX_DESCS in sim.ts)');
   fns.push(d);
   if (!fnsByName.has(name)) fnsByName.set(name, d);
   return d;
@@ -100,7 +97,7 @@ export function definePoint(fn: FnDesc, name: string): PointDesc {
   const at = locate(fn.name, fn.file);
   const line = at.points?.[name];
   if (line === undefined) throw new Error(`event point ${fn.name}:${name} has no '// @point ${name}' marker`);
-  const p: PointDesc = { id: points.length, name, fn, line, armed: false };
+  const p: PointDesc = { id: points.length, name, fn, line };
   points.push(p);
   return p;
 }

@@ -10,14 +10,17 @@
  * same scenario and options always give the same interleaving.
  *
  * Modelled functions call `enter` first and `leave` on return; both are a
- * few field writes unless a breakpoint is armed on that function or the
- * client asked to see every event (`trapSeq`). A matched event makes `enter`
+ * few field writes unless a breakpoint is armed on that function (per
+ * machine: `armFunction`) or the client asked to see every event (`trapSeq`). A matched event makes `enter`
  * return true, and the function then yields STOP up its `yield*` chain to
  * the scheduler, which returns to the client with everything frozen in place.
  */
 import { ExecContext, Frame, FnDesc, PointDesc } from './frames';
 import { PointerSpace } from './pointers';
 import { Rng } from './random';
+
+/** Upper bound on modelled functions and on event points (a few hundred of each exist). */
+const MAX_DESCS = 4096;
 
 export const STOP = Object.freeze({ kind: 'stop' as const });
 export const CO_YIELD = Object.freeze({ kind: 'co-yield' as const });
@@ -103,10 +106,18 @@ export class Sim {
   /** A run slice ends at this event, so a client can pause a long run. */
   sliceEnd = Infinity;
   hook: EventHook | null = null;
+  /** Functions and event points whose every event the hook must see, by FnDesc.id / PointDesc.id. */
+  readonly armedFns = new Uint8Array(MAX_DESCS);
+  readonly armedPoints = new Uint8Array(MAX_DESCS);
   log: LogHook | null = null;
   thread!: SimThread;
   ctx!: ExecContext;
   stopEvent: SimEvent | null = null;
+  private readonly scratch: { -readonly [K in keyof SimEvent]: SimEvent[K] } = {
+    seq: 0, kind: 'enter', fn: undefined as unknown as FnDesc, point: undefined,
+    frame: undefined as unknown as Frame, thread: undefined as unknown as SimThread,
+    ctx: undefined as unknown as ExecContext, depth: 0,
+  };
   readonly threads: SimThread[] = [];
   /** Live coroutines (created and not yet terminated), in creation order. */
   readonly coroutines = new Set<CoroutineLike>();
@@ -117,6 +128,14 @@ export class Sim {
 
   constructor(seed = 0) {
     this.rng = new Rng(seed);
+  }
+
+  armFunction(d: FnDesc, on: boolean): void {
+    this.armedFns[d.id] = on ? 1 : 0;
+  }
+
+  armPoint(p: PointDesc, on: boolean): void {
+    this.armedPoints[p.id] = on ? 1 : 0;
   }
 
   addThread(name: string, body: (t: SimThread) => Co<void>): SimThread {
@@ -145,21 +164,26 @@ export class Sim {
     return this.timers.length;
   }
 
+  /**
+   * Ask the hook about this event. The event object handed to the hook is
+   * reused for the next check (a run-to-condition evaluates millions of
+   * them); a hook that wants to keep one must copy it. A stop keeps a copy
+   * in `stopEvent`.
+   */
   check(fn: FnDesc, point: PointDesc | undefined, frame: Frame): boolean {
-    const ctx = this.ctx;
     if (this.hook !== null) {
-      const ev: SimEvent = {
-        seq: this.seq,
-        kind: point ? 'point' : 'enter',
-        fn,
-        point,
-        frame,
-        thread: this.thread,
-        ctx,
-        depth: ctx.baseDepth + ctx.depth,
-      };
+      const ctx = this.ctx;
+      const ev = this.scratch;
+      ev.seq = this.seq;
+      ev.kind = point ? 'point' : 'enter';
+      ev.fn = fn;
+      ev.point = point;
+      ev.frame = frame;
+      ev.thread = this.thread;
+      ev.ctx = ctx;
+      ev.depth = ctx.baseDepth + ctx.depth;
       if (this.hook(ev)) {
-        this.stopEvent = ev;
+        this.stopEvent = { ...ev };
         return true;
       }
     }
@@ -255,7 +279,7 @@ export function enter(d: FnDesc, a0?: unknown, a1?: unknown, a2?: unknown, a3?: 
   c.depth++;
   const seq = ++s.seq;
   if (s.log !== null) s.log(s.thread, f, seq);
-  if (d.armed || seq >= s.trapSeq) return s.check(d, undefined, f);
+  if (s.armedFns[d.id] !== 0 || seq >= s.trapSeq) return s.check(d, undefined, f);
   return false;
 }
 
@@ -276,7 +300,7 @@ export function point(p: PointDesc): boolean {
   const c = s.ctx;
   const f = c.frames[c.depth - 1];
   f.at = p;
-  if (p.armed || s.seq >= s.trapSeq) return s.check(p.fn, p, f);
+  if (s.armedPoints[p.id] !== 0 || s.seq >= s.trapSeq) return s.check(p.fn, p, f);
   return false;
 }
 
