@@ -150,6 +150,8 @@ export class Machine {
     };
     this.guest = new GuestProgram(init.scenario, platform, this.irq, this.vcpuWake);
     this.vcpu = sim.addThread('vCPU 0', () => guest_main(this.guest));
+    // The vCPU holds the BQL in QEMU code: there the main context is its current one.
+    this.mainCtx.bqlThreads.push(this.vcpu);
   }
 
   // ---- the guest's MMIO accesses ----

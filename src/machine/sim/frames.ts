@@ -167,8 +167,9 @@ export function formatArg(v: unknown): string {
   if (typeof v === 'string') return v;
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'object') {
-    const o = v as { ptr?: number; kaddr?: number };
+    const o = v as { ptr?: number; kaddr?: number; kptrText?: string };
     if (typeof o.ptr === 'number') return hex(o.ptr);
+    if (typeof o.kptrText === 'string') return o.kptrText;
     if (typeof o.kaddr === 'number') return kernelPtr(o.kaddr);
   }
   return String(v);

@@ -67,6 +67,15 @@ export class AioContext implements HostObject {
   coScheduleBh: QEMUBH | null = null;
   /** The thread that runs this context's event loop. */
   thread: SimThread | null = null;
+  /**
+   * Threads that count this context as their own: for the main context, the
+   * vCPUs. A vCPU holds the BQL whenever it runs QEMU code (an MMIO exit),
+   * and 7.2's qemu_get_current_aio_context() returns the main context in a
+   * thread that holds the BQL and has no AioContext of its own. So without a
+   * dataplane (ioeventfd off) blk_aio_prwv enters the request coroutine at
+   * once, in the vCPU thread.
+   */
+  readonly bqlThreads: SimThread[] = [];
 
   constructor(readonly name: string) {
     this.ptr = S.ptrs.alloc('heap', 0x2a0);
@@ -187,7 +196,7 @@ const F_co_enter = defineFn('aio_co_enter', ['ctx', 'co']);
  */
 export function* aio_co_enter(ctx: AioContext, co: Coroutine): Co<void> {
   if (enter(F_co_enter, ctx, co)) yield STOP;
-  if (ctx.thread !== null && ctx.thread !== S.thread) {
+  if (!aio_context_is_current(ctx)) {
     yield* aio_co_schedule(ctx, co);
   } else if (qemu_in_coroutine()) {
     qemu_coroutine_self().wakeup.push(co);
@@ -211,4 +220,10 @@ export function* aio_ctx_dispatch(ctx: AioContext): Co<boolean> {
   if (enter(F_ctx_dispatch, ctx, null, null)) yield STOP;
   yield* aio_dispatch(ctx);
   return leave(F_ctx_dispatch, true);
+}
+
+/** ctx === qemu_get_current_aio_context() in the running thread. */
+function aio_context_is_current(ctx: AioContext): boolean {
+  const t = S.thread;
+  return ctx.thread === null || ctx.thread === t || ctx.bqlThreads.includes(t);
 }

@@ -6,20 +6,20 @@
  * eventfd; the vCPU never exits to QEMU. irqfd: signalling the eventfd
  * injects the guest interrupt without going through QEMU's irq code.
  */
-import { Co, STOP, enter, leave } from '../../../sim/sim';
+import { Co, S, STOP, enter, leave } from '../../../sim/sim';
 import { defineFn } from '../../../sim/frames';
-import type { HostObject } from '../../../sim/pointers';
-import { S } from '../../../sim/sim';
 
 /** Something an eventfd can wake: QEMU's EventNotifier. */
 export interface Signalable {
   signal(): void;
 }
 
-export class KvmIoeventfd implements HostObject {
-  readonly ptr: number;
+export class KvmIoeventfd {
+  /** struct _ioeventfd, kmalloc'd in the host kernel: above 2^53, so kept as the text gdb would print. */
+  readonly kptrText: string;
   constructor(readonly addr: number, readonly length: number, readonly datamatch: number, readonly eventfd: Signalable) {
-    this.ptr = S.ptrs.alloc('heap', 0x50) + 0x3000000000;
+    const slot = S.ptrs.alloc('heap', 0x40) % 0x100000000;
+    this.kptrText = '0xffff8881' + slot.toString(16).padStart(8, '0');
   }
 }
 
