@@ -58,6 +58,8 @@ export const ATTRIBUTES: Record<keyof MachineOptions, AttrSpec> = {
   // The spec allows up to 32768. QEMU's virtio-blk stops at 1024 (VIRTQUEUE_MAX_SIZE); the
   // machine goes to the spec's limit so that large rings can be studied too.
   queueSize: { kind: 'integer', min: 2, max: 32768, check: powerOfTwo },
+  // The device offers this many queues (with VIRTIO_BLK_F_MQ when > 1); the one-vCPU guest uses
+  // min(nr_cpus, num_queues) of them, as Linux does, so queues past the first stay unset.
   numQueues: { kind: 'integer', min: 1, max: 16 },
   indirectDesc: { kind: 'boolean' },
   eventIdx: { kind: 'boolean' },
@@ -121,9 +123,6 @@ export function validateOptions(raw: Record<string, unknown>, strict = false): M
   if (out.iothread && !out.ioeventfd) {
     // QEMU refuses this too: "ioeventfd is required for iothread".
     throw new OptionError('iothread', "attribute 'iothread' requires 'ioeventfd': true (QEMU: ioeventfd is required for iothread)");
-  }
-  if (out.numQueues > 1) {
-    throw new OptionError('numQueues', "attribute 'numQueues': only 1 queue is modelled so far");
   }
   return out;
 }

@@ -368,6 +368,24 @@ describe('EVENT_IDX notification suppression (FIDELITY §1.4, §3.1-2, §3.8, §
     assert.deepEqual([availEvent(m), usedFlags(m)], [3, 0]);
   });
 
+  it('device: with EVENT_IDX virtio_queue_set_notification(vq, 0) still reads avail->idx (shadow_avail_idx is current before the first pop)', () => {
+    // QEMU 7.2 calls vring_set_avail_event(vq, vring_avail_idx(vq)) whether enabling or not; the
+    // write is skipped when disabling (vq->notification is already 0) but the read is not.
+    for (const eventIdx of [true, false]) {
+      const { m } = boot('read 0 4096\nbatch {\n  read 8 4096\n  read 16 4096\n}\nwait', { eventIdx });
+      const vq = m.vdev.vq[0];
+      const r = m.runUntil((ev) => ev.kind === 'enter' && ev.fn.name === 'virtio_queue_set_notification' && ev.frame.a1 === 0 && vq.last_avail_idx === 1);
+      assert.equal(r, 'stopped');
+      assert.deepEqual([vq.shadow_avail_idx, availIdx(m)], [1, 3], 'the second drain starts with a stale shadow');
+      mustStop(m, 'virtio_blk_get_request');
+      const q = m.snapshot().queues[0];
+      assert.equal(q.last_avail_idx, 1);
+      assert.equal(q.shadow_avail_idx, eventIdx ? 3 : 1, eventIdx ? 'EVENT_IDX: read while disabling' : 'no EVENT_IDX: only the flag is written');
+      runToIdle(m);
+      allOk(m);
+    }
+  });
+
   it('device: at idle with EVENT_IDX used_event = avail.idx = used.idx = avail_event = last_avail_idx = shadow_avail_idx = signalled_used (FIDELITY §8)', () => {
     const { m } = boot(
       `read 0 4096\nwrite 8 ${WRITE_4K}\nflush\nread 8 512\nbatch {\n  read 16 4096\n  read 24 4096\n  get-id\n}\nwait`,

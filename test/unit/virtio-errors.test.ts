@@ -270,6 +270,21 @@ describe('virtio errors: the descriptor chain (virtqueue_split_pop)', () => {
     expectBroken(s, `Desc next is ${n}`);
   });
 
+  it('virtio: too many write descriptors in indirect table: a table whose chain needs more than 1024 sg entries', () => {
+    // QEMU virtqueue_map_desc: an element holds at most VIRTQUEUE_MAX_SIZE (1024) sg entries, readable and writable together.
+    const s = stopBeforePop('read 0 512\n', { indirectDesc: true });
+    const { table: guestTable } = indirectTable(s);
+    const hdr = readDesc(s.m, guestTable, 0);
+    const data = readDesc(s.m, guestTable, 1);
+    // A bigger table in guest RAM: the guest's header, then 1100 one-byte writable buffers, all chained (no loop: max is 1101).
+    const n = 1101;
+    const table = s.m.alloc.alloc(n * V.VRING_DESC_SIZE, 16);
+    patchDesc(s.m, table, 0, { ...hdr, flags: NEXT, next: 1 });
+    for (let i = 1; i < n; i++) patchDesc(s.m, table, i, { addr: data.addr + (i % 512), len: 1, flags: i < n - 1 ? WRITE | NEXT : WRITE, next: i + 1 });
+    patchDesc(s.m, s.vq.desc, s.head, { addr: table, len: n * V.VRING_DESC_SIZE });
+    expectBroken(s, 'virtio: too many write descriptors in indirect table');
+  });
+
   it('INDIRECT on a non-head descriptor is ignored: the buffer is used as data, the request completes', () => {
     // §3.2 / QEMU virtqueue_split_pop: INDIRECT is only honoured on the head. Followed, the 512 data bytes would be read as 32
     // descriptors of text (an error); ignored, the descriptor is the (writable) data buffer it always was.

@@ -196,7 +196,7 @@ export function* virtio_queue_set_notification(vq: VirtQueue, enable: number): C
   vq.notification = enable !== 0;
   if (vq.ready) {
     if (vq.vdev.hasFeature(V.VIRTIO_RING_F_EVENT_IDX)) {
-      if (enable) vring_set_avail_event(vq, vring_avail_idx(vq));
+      vring_set_avail_event(vq, vring_avail_idx(vq)); // reads avail idx either way; writes only when enabling
     } else {
       vring_used_flags_set(vq, V.VRING_USED_F_NO_NOTIFY, !enable);
     }
