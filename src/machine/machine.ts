@@ -94,6 +94,8 @@ export class Machine {
     this.pool = new ThreadPool(blkCtx);
     const file = new BdrvChild('file', file_open(new BDRVRawState(this.image, this.mem, o.aio, this.pool, blkCtx)));
     const root = new BdrvChild('root', raw_open(file));
+    // The drive is `-drive format=raw,discard=unmap`: a DISCARD reaches the file (QEMU's default,
+    // discard=ignore, would complete it without touching the data).
     const blk = new BlockBackend(root, blkCtx, o.imageMode === 'readonly');
     this.vdev = new VirtIOBlock(this.mem, blk, {
       serial: DEFAULT_SERIAL,
