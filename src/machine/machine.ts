@@ -51,6 +51,8 @@ export interface MachineInit {
   scenario: Scenario;
   /** Called for every modelled function entered (the CLI's event log). */
   log?: EventLogger;
+  /** Guest RAM in bytes (default 64 MiB); a fuzzer running thousands of machines wants less. */
+  ramSize?: number;
 }
 
 export class Machine {
@@ -83,8 +85,9 @@ export class Machine {
       const log = init.log;
       sim.log = (t, f, seq) => log(t, f, seq, sim.ctx.baseDepth + sim.ctx.depth - 1);
     }
-    this.mem = new GuestMemory(RAM_SIZE);
-    this.alloc = new GuestAllocator(GUEST_HEAP_START, RAM_SIZE);
+    const ram = init.ramSize ?? RAM_SIZE;
+    this.mem = new GuestMemory(ram);
+    this.alloc = new GuestAllocator(Math.min(GUEST_HEAP_START, ram / 4), ram);
     this.image = openImage({ path: o.image, mode: o.imageMode });
 
     // QEMU side: the main AioContext, optionally an IOThread, the block graph, the device.

@@ -119,6 +119,12 @@ export class Sim {
     ctx: undefined as unknown as ExecContext, depth: 0,
   };
   readonly threads: SimThread[] = [];
+  /**
+   * Threads waiting for the rest of the machine to settle: woken when no
+   * other thread can run and no timer is pending (a scenario's `wait` on a
+   * device it drives by hand, where no request completion will come).
+   */
+  readonly quiescent = new WaitQueue('machine idle');
   /** Live coroutines (created and not yet terminated), in creation order. */
   readonly coroutines = new Set<CoroutineLike>();
   private timers: Timer[] = [];
@@ -223,7 +229,11 @@ export class Sim {
         tm.fire();
         continue;
       }
-      if (t === null) return 'idle';
+      if (t === null) {
+        if (this.quiescent.waiters.length === 0) return 'idle';
+        this.quiescent.wake(0);
+        continue;
+      }
       if (t.wakeAt > this.now) this.now = t.wakeAt;
       this.thread = t;
       this.ctx = t.cur;

@@ -148,6 +148,12 @@ export class VringVirtqueue implements KernelObject {
   free_head = 0;
   num_added = 0;
   broken = false;
+  /**
+   * The scenario's raw statements drive this queue (not a Linux field): the
+   * driver neither adds to it nor reads its used ring from then on, so the
+   * rings stay exactly as the scenario and the device left them.
+   */
+  raw_owned = false;
   /** Set by vring_interrupt with EVENT_IDX: the device won't interrupt again until we re-arm. */
   event_triggered = false;
   /** BAD_RING messages, oldest first ("id 300 out of range"). */
@@ -548,6 +554,8 @@ const F_vring_interrupt = defineFn('vring_interrupt', ['irq', '_vq']);
 /** The per-queue interrupt handler: run the driver's callback if the device used something. */
 export function* vring_interrupt(irq: number, vq: VringVirtqueue): Co<number> {
   if (enter(F_vring_interrupt, irq, vq)) yield STOP;
+  // A queue the scenario drives with raw statements is not the driver's any more: leave its rings alone.
+  if (vq.raw_owned) return leave(F_vring_interrupt, IRQ_NONE);
   if (!more_used_split(vq)) return leave(F_vring_interrupt, IRQ_NONE);
   if (vq.broken) return leave(F_vring_interrupt, IRQ_HANDLED);
   // Just a hint: the device won't send another event until used_event is moved again.
