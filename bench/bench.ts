@@ -4,6 +4,7 @@
  *   requests_per_second        4 KiB reads through the whole data path, queue depth 1 and 32
  *   requests_per_second_armed  the same with four event breakpoints armed whose conditions never hold
  *   event_points_per_second    a run-to-condition that checks every event against a predicate
+ *   (and, from adapter.ts, the debug adapter's step round trip and run-to-condition speed)
  *
  * Each figure is the median of several runs after a warm-up run, so the JIT
  * has compiled the hot path before anything is timed.
@@ -12,6 +13,7 @@ import { Machine } from '../src/machine/machine';
 import { validateOptions } from '../src/machine/options';
 import { parseScenario } from '../src/machine/scenario/parser';
 import { functionNamed } from '../src/machine/sim/frames';
+import { adapterBench } from './adapter';
 
 const RUNS = 3;
 
@@ -86,7 +88,7 @@ function emit(o: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(o) + '\n');
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const requests = 64_000;
   for (const depth of [1, 32]) {
     const text = readsScenario(depth, requests);
@@ -96,9 +98,14 @@ function main(): void {
     const slowdown = (plain.rps - armed.rps) / plain.rps;
     emit({ figure: 'requests_per_second_armed', depth, requests, breakpoints: 4, value: Math.round(armed.rps), unit: 'requests/s', slowdown_percent: +(slowdown * 100).toFixed(1), target: 'slowdown <= 15%' });
   }
-  const text = readsScenario(32, requests);
-  const all = measure(text, checkEveryEvent);
-  emit({ figure: 'event_points_per_second', value: Math.round(all.eps), unit: 'events/s', target: '>= 2000000' });
+  for (const depth of [1, 32]) {
+    const all = measure(readsScenario(depth, requests), checkEveryEvent);
+    emit({ figure: 'event_points_per_second', depth, value: Math.round(all.eps), unit: 'events/s', target: '>= 2000000' });
+  }
+  await adapterBench(emit);
 }
 
-main();
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});

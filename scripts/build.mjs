@@ -9,6 +9,7 @@ execFileSync(process.execPath, [root + 'node_modules/typescript/bin/tsc', '-p', 
 
 const entries = [
   { in: 'src/cli.ts', out: 'cli' },
+  { in: 'src/adapter/main.ts', out: 'adapter' },
   { in: 'bench/bench.ts', out: 'bench' },
 ].filter((e) => existsSync(root + e.in));
 

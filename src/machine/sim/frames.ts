@@ -125,6 +125,8 @@ export class Frame {
   at: PointDesc | undefined;
   /** Locals a function chooses to expose (the element it is building, ...). */
   locals: Record<string, unknown> | undefined;
+  /** The line being executed, when known exactly (taken from the JavaScript stack at a stop); 0 otherwise. */
+  execLine = 0;
 
   args(): unknown[] {
     const n = this.desc.params.length;
@@ -132,9 +134,9 @@ export class Frame {
     return all.slice(0, Math.min(n, 4));
   }
 
-  /** Where the frame is executing: its last event point, else the function's line. */
+  /** Where the frame is executing: the exact line if known, else its last event point, else the function's line. */
   get line(): number {
-    return this.at ? this.at.line : this.desc.line;
+    return this.execLine || (this.at ? this.at.line : this.desc.line);
   }
 }
 

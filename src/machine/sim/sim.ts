@@ -18,6 +18,7 @@
 import { ExecContext, Frame, FnDesc, PointDesc } from './frames';
 import { PointerSpace } from './pointers';
 import { Rng } from './random';
+import { assignExecLines, captureCallSites } from './callsites';
 
 /** Upper bound on modelled functions and on event points (a few hundred of each exist). */
 const MAX_DESCS = 4096;
@@ -190,6 +191,7 @@ export class Sim {
       ev.depth = ctx.baseDepth + ctx.depth;
       if (this.hook(ev)) {
         this.stopEvent = { ...ev };
+        this.locateStoppedFrames();
         return true;
       }
     }
@@ -198,6 +200,29 @@ export class Sim {
       return true;
     }
     return false;
+  }
+
+  /** At a stop: the exact line of every frame of the stopped thread's running chain. */
+  private locateStoppedFrames(): void {
+    // Lines found at an earlier stop are stale for threads that moved since: start from entry lines.
+    const clear = (c: ExecContext) => {
+      for (let i = 0; i < c.depth; i++) c.frames[i].execLine = 0;
+    };
+    for (const th of this.threads) clear(th.base);
+    for (const c of this.coroutines) clear(c.ctx);
+    const t = this.thread;
+    const frames: Frame[] = [];
+    let ctx: ExecContext | null = this.ctx;
+    let co = t.currentCo;
+    while (ctx !== null) {
+      for (let i = ctx.depth - 1; i >= 0; i--) frames.push(ctx.frames[i]);
+      // Below a coroutine's frames, the JavaScript stack holds its caller's (the switch stepped it).
+      if (co !== null && co !== t.leader && co.caller !== null) {
+        ctx = co.caller.ctx;
+        co = co.caller;
+      } else ctx = null;
+    }
+    assignExecLines(frames, captureCallSites());
   }
 
   private pick(): SimThread | null {
@@ -286,6 +311,7 @@ export function enter(d: FnDesc, a0?: unknown, a1?: unknown, a2?: unknown, a3?: 
   f.a3 = a3;
   f.at = undefined;
   f.locals = undefined;
+  f.execLine = 0;
   c.depth++;
   const seq = ++s.seq;
   if (s.log !== null) s.log(s.thread, f, seq);

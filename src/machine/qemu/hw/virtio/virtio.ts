@@ -430,10 +430,13 @@ export function* virtio_notify(vdev: VirtIODevice, vq: VirtQueue): Co<void> {
 }
 
 const F_notify_irqfd = defineFn('virtio_notify_irqfd', ['vdev', 'vq']);
+const P_irqfd = definePoint(F_notify_irqfd, 'irqfd');
 /** Interrupt the guest through its irqfd: KVM injects it without QEMU's irq path (dataplane). */
 export function* virtio_notify_irqfd(vdev: VirtIODevice, vq: VirtQueue): Co<void> {
   if (enter(F_notify_irqfd, vdev, vq)) yield STOP;
   if (yield* virtio_should_notify(vdev, vq)) {
+    // @point irqfd
+    if (point(P_irqfd)) yield STOP;
     vdev.isr |= 0x1;
     event_notifier_set(vq.guest_notifier);
   }
