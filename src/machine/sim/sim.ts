@@ -202,14 +202,21 @@ export class Sim {
     return false;
   }
 
-  /** At a stop: the exact line of every frame of the stopped thread's running chain. */
-  private locateStoppedFrames(): void {
-    // Lines found at an earlier stop are stale for threads that moved since: start from entry lines.
+  /** Exact lines are valid for one stop only: once the machine runs again, frames fall back to entry and point lines. */
+  private execLinesSet = false;
+
+  private clearExecLines(): void {
+    this.execLinesSet = false;
     const clear = (c: ExecContext) => {
       for (let i = 0; i < c.depth; i++) c.frames[i].execLine = 0;
     };
     for (const th of this.threads) clear(th.base);
     for (const c of this.coroutines) clear(c.ctx);
+  }
+
+  /** At a stop: the exact line of every frame of the stopped thread's running chain. */
+  private locateStoppedFrames(): void {
+    this.execLinesSet = true;
     const t = this.thread;
     const frames: Frame[] = [];
     let ctx: ExecContext | null = this.ctx;
@@ -245,6 +252,7 @@ export class Sim {
    */
   run(maxSteps = Infinity): RunOutcome {
     activate(this);
+    if (this.execLinesSet) this.clearExecLines();
     for (let steps = 0; steps < maxSteps; steps++) {
       const t = this.pick();
       const tm = this.timers.length > 0 ? this.timers[0] : null;
@@ -338,6 +346,16 @@ export function point(p: PointDesc): boolean {
   f.at = p;
   if (s.armedPoints[p.id] !== 0 || s.seq >= s.trapSeq) return s.check(p.fn, p, f);
   return false;
+}
+
+/**
+ * Expose a function's locals on its frame, for the Variables view and for
+ * conditions (`head == 3`). Called just before an event point, so a stop
+ * there shows them.
+ */
+export function setLocals(locals: Record<string, unknown>): void {
+  const c = S.ctx;
+  c.frames[c.depth - 1].locals = locals;
 }
 
 export function* sleep(ns: number): Co<void> {

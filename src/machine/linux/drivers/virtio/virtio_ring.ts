@@ -14,7 +14,7 @@
  * to the device, and "notify" is a callback the transport hands in.
  * The packed ring (virtqueue_add_packed, ...) is not modelled.
  */
-import { Co, STOP, enter, leave, point } from '../../../sim/sim';
+import { Co, STOP, enter, leave, point, setLocals } from '../../../sim/sim';
 import { OPTIMIZED_OUT, defineFn, definePoint } from '../../../sim/frames';
 import type { KernelObject } from '../../../sim/pointers';
 import type { GuestMemory, Gpa } from '../../../memory/guest-memory';
@@ -360,6 +360,7 @@ export function* virtqueue_add_split(
   vq.indir_desc[head] = table;
 
   const slot = vq.avail_idx_shadow & (vq.num - 1);
+  setLocals({ head, indirect, descs_used, table: indirect ? table : null });
   if (point(P_avail_write)) yield STOP; // @point avail_write
   mem.write16(vq.avail + availRingOff(slot), head);
   // Descriptors and the ring entry must be visible before the new index.

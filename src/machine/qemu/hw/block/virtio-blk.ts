@@ -8,7 +8,7 @@
  * the guest: through the dataplane's irqfd path when ioeventfd is on (7.2
  * starts the dataplane whenever ioeventfd is on), else virtio_notify.
  */
-import { Co, S, STOP, enter, leave } from '../../../sim/sim';
+import { Co, S, STOP, enter, leave, setLocals } from '../../../sim/sim';
 import { defineFn } from '../../../sim/frames';
 import type { HostObject } from '../../../sim/pointers';
 import type { GuestMemory } from '../../../memory/guest-memory';
@@ -243,6 +243,7 @@ export function* virtio_blk_handle_request(req: VirtIOBlockReq, mrb: MultiReqBuf
   const in_iov = iov_discard_back(elem.in_sg, 1);
   const type = outhdr.readUInt32LE(0);
   req.type = type;
+  setLocals({ type, in_len: req.in_len, status_addr: req.in });
   switch ((type & ~(V.VIRTIO_BLK_T_OUT | V.VIRTIO_BLK_T_BARRIER)) >>> 0) {
     case V.VIRTIO_BLK_T_IN: {
       const is_write = (type & V.VIRTIO_BLK_T_OUT) !== 0;

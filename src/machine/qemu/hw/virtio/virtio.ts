@@ -9,7 +9,7 @@
  * `virtio_error` with QEMU's message: the device is then broken and touches
  * nothing more. Follows QEMU 7.2; differences with later QEMU are noted.
  */
-import { Co, S, STOP, enter, leave, point } from '../../../sim/sim';
+import { Co, S, STOP, enter, leave, point, setLocals } from '../../../sim/sim';
 import { defineFn, definePoint } from '../../../sim/frames';
 import type { HostObject } from '../../../sim/pointers';
 import type { GuestMemory, Gpa } from '../../../memory/guest-memory';
@@ -257,6 +257,7 @@ export function* virtqueue_split_pop(vq: VirtQueue, sz: number): Co<VirtQueueEle
   elem.ndescs = 1;
   vq.inuse++;
   vq.inflight.set(head, elem);
+  setLocals({ head, elem });
   // @point elem
   if (point(P_pop_elem)) yield STOP;
   return leave(F_split_pop, elem);
