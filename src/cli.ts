@@ -4,9 +4,11 @@
  * Without --json it prints the event log, one modelled function entered per
  * line, gdb-style (thread, function, arguments), indented by call depth,
  * with each request's outcome; with --json the object DESIGN.md fixes:
- * { events, state, bufs } (and `requests`). A bad option or scenario exits
- * non-zero with a message naming the attribute or file:line:col; a spec
- * violation is an outcome (exit 0, device.broken).
+ * { events, state, bufs } (and `requests`, `expects`). A bad option or
+ * scenario exits non-zero with a message naming the attribute or
+ * file:line:col; so does a failed `expect` (exit 1, each failure on stderr,
+ * after the log or the JSON). A spec violation is an outcome (exit 0,
+ * device.broken).
  */
 import { runScenarioFile, RunResult } from './machine/run';
 import { OptionError, optionsFromArgs } from './machine/options';
@@ -15,7 +17,7 @@ import { ImageError } from './machine/image/image';
 
 const USAGE = `usage: node dist/cli.js run SCENARIO [--json] [--ATTRIBUTE=VALUE ...]
   SCENARIO        a .virtio file (the bundled default: samples/default.virtio)
-  --json          print { events, state, bufs, requests } as one JSON object
+  --json          print { events, state, bufs, requests, expects } as one JSON object
   attributes      --queueSize=256 --numQueues=1 --indirectDesc=true --eventIdx=true
                   --ioeventfd=true --iothread=false --aio=io_uring|threads|native
                   --image=disk.img --imageMode=snapshot|readonly|writethrough --seed=0`;
@@ -50,9 +52,12 @@ function main(argv: string[]): number {
     throw e;
   }
   if (json) {
-    process.stdout.write(JSON.stringify({ events: result.events, state: result.state, bufs: result.bufs, requests: result.requests }) + '\n');
+    const { events, state, bufs, requests, expects } = result;
+    process.stdout.write(JSON.stringify({ events, state, bufs, requests, expects }) + '\n');
   }
-  return 0;
+  const failed = result.expects.filter((x) => !x.ok);
+  for (const x of failed) process.stderr.write(x.message + '\n');
+  return failed.length > 0 ? 1 : 0;
 }
 
 process.exitCode = main(process.argv.slice(2));

@@ -31,6 +31,7 @@ import { KvmIoeventfd, ioeventfd_write } from './kvm/virt/kvm/eventfd';
 import type { GuestPlatform } from './linux/platform';
 import type { Scenario } from './scenario/ast';
 import { GuestProgram, guest_main } from './scenario/interpreter';
+import { machineEnv } from './expr/machine-env';
 import { StateSnapshot, takeSnapshot, DriverQueueSnapshot } from './state/snapshot';
 
 /** x86 microvm's layout: RAM from 0, virtio-mmio slots at 0xfeb00000. */
@@ -53,6 +54,17 @@ export interface MachineInit {
   log?: EventLogger;
   /** Guest RAM in bytes (default 64 MiB); a fuzzer running thousands of machines wants less. */
   ramSize?: number;
+  /**
+   * vCPU 0's program in place of the scenario's (guest_main): the fuzzer
+   * probes, then drives the rings itself. It must probe first (guest_probe).
+   */
+  program?: (g: GuestProgram) => Co<void>;
+  /**
+   * Guest RAM to run on, already zeroed by the caller (its size overrides
+   * ramSize): the fuzzer reuses one buffer instead of allocating a fresh one
+   * per machine, which costs more than the machine itself.
+   */
+  memory?: GuestMemory;
 }
 
 export class Machine {
@@ -85,8 +97,8 @@ export class Machine {
       const log = init.log;
       sim.log = (t, f, seq) => log(t, f, seq, sim.ctx.baseDepth + sim.ctx.depth - 1);
     }
-    const ram = init.ramSize ?? RAM_SIZE;
-    this.mem = new GuestMemory(ram);
+    const ram = init.memory?.size ?? init.ramSize ?? RAM_SIZE;
+    this.mem = init.memory ?? new GuestMemory(ram);
     this.alloc = new GuestAllocator(Math.min(GUEST_HEAP_START, ram / 4), ram);
     this.image = openImage({ path: o.image, mode: o.imageMode });
 
@@ -154,7 +166,10 @@ export class Machine {
       writel: (value, addr) => this.mmioWrite(addr, value),
     };
     this.guest = new GuestProgram(init.scenario, platform, this.irq, this.vcpuWake);
-    this.vcpu = sim.addThread('vCPU 0', () => guest_main(this.guest));
+    // `expect` lines see the whole machine, as the debugger's expressions do.
+    this.guest.exprEnv = (queue) => machineEnv(this, { queue });
+    const program = init.program ?? guest_main;
+    this.vcpu = sim.addThread('vCPU 0', () => program(this.guest));
     // The vCPU holds the BQL in QEMU code: there the main context is its current one.
     this.mainCtx.bqlThreads.push(this.vcpu);
   }

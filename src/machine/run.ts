@@ -1,8 +1,10 @@
 /**
  * Run a scenario to the end, headless: what `cli.js run` does. Parses the
  * scenario (errors name file:line:col), builds the machine, runs it until
- * every thread is idle, and returns the event log, the final snapshot and
- * each request's outcome.
+ * every thread is idle, and returns the event log, the final snapshot, each
+ * request's outcome, the final bytes of every raw `buf` and the outcome of
+ * every `expect`. A runtime scenario error is thrown after the run, like a
+ * parse error.
  */
 import { readFileSync } from 'node:fs';
 import { Machine } from './machine';
@@ -13,6 +15,7 @@ import type { StateSnapshot } from './state/snapshot';
 import { formatArgs } from './sim/frames';
 import { frameInfo } from './state/backtrace';
 import type { RequestRecord } from './scenario/interpreter';
+import type { ExpectRecord } from './scenario/raw-exec';
 
 export interface EventRecord {
   seq: number;
@@ -29,6 +32,8 @@ export interface RunResult {
   state: StateSnapshot;
   bufs: Record<string, { addr: number; hex: string }>;
   requests: RequestRecord[];
+  /** Every `expect` line run, in order; a failed one carries its `file:line:col: expect failed: ...` message. */
+  expects: ExpectRecord[];
 }
 
 export interface RunOutput {
@@ -77,17 +82,21 @@ export function runScenario(scenario: ReturnType<typeof parseScenario>, options:
   });
   if (text) {
     m.guest.onRequestDone = (r) => text(`        => ${r.file}:${r.line}: ${r.statement}: ${r.status} (virtio status ${r.virtio_status ?? '-'})${r.data_preview ? `  ${r.data_preview}` : ''}`);
+    m.guest.onExpect = (r) => text(`        => ${r.message ?? `${r.file}:${r.line}:${r.col}: expect ok: ${r.expr}`}`);
   }
   try {
     while (m.run() !== 'idle') {
       // No hooks are set, so a run only ends idle; the loop keeps that true if one is added.
     }
+    if (m.guest.error !== null) throw m.guest.error;
     const state = m.snapshot();
+    const bufs: RunResult['bufs'] = {};
+    for (const [name, b] of m.guest.rawBufs) bufs[name] = { addr: b.addr, hex: m.mem.readBytes(b.addr, b.size).toString('hex') };
     if (text) {
       const d = state.device;
       text(d.broken ? `device broken: ${d.errors.join('; ')}` : `done: ${m.guest.requests.length} requests, ${state.events} events, ${(state.time_ns / 1000).toFixed(1)} µs of virtual time`);
     }
-    return { events, state, bufs: {}, requests: m.guest.requests };
+    return { events, state, bufs, requests: m.guest.requests, expects: m.guest.expects };
   } finally {
     m.close();
   }

@@ -159,7 +159,7 @@ describe('scenario parser', () => {
   describe('errors', () => {
     it('unknown statement', () => {
       fails('flush\n  frobnicate 1',
-        "t.virtio:2:3: unknown statement 'frobnicate' (expected one of: read, write, flush, get-id, discard, write-zeroes, batch, wait)");
+        "t.virtio:2:3: unknown statement 'frobnicate' (expected one of: read, write, flush, get-id, discard, write-zeroes, batch, wait, queue, buf, mem, desc, avail, avail-idx, avail-flags, used-event, notify, expect)");
     });
 
     it('unknown statement in upper case hints at lower case', () => {
@@ -247,7 +247,7 @@ describe('scenario parser', () => {
 
     it('errors inside a batch body point into the body', () => {
       fails('batch {\n  read 0 100\n}', 't.virtio:2:10: read: BYTES must be a multiple of 512, got 100');
-      fails('batch {\n  nope\n}', "t.virtio:2:3: unknown statement 'nope' (expected one of: read, write, flush, get-id, discard, write-zeroes, batch, wait)");
+      fails('batch {\n  nope\n}', "t.virtio:2:3: unknown statement 'nope' (expected one of: read, write, flush, get-id, discard, write-zeroes, batch, wait, queue, buf, mem, desc, avail, avail-idx, avail-flags, used-event, notify, expect)");
     });
 
     it('unclosed batch, at the batch keyword', () => {
@@ -283,7 +283,7 @@ describe('scenario parser', () => {
   });
 
   it('does not mistake object properties for keywords', () => {
-    const hint = '(expected one of: read, write, flush, get-id, discard, write-zeroes, batch, wait)';
+    const hint = '(expected one of: read, write, flush, get-id, discard, write-zeroes, batch, wait, queue, buf, mem, desc, avail, avail-idx, avail-flags, used-event, notify, expect)';
     fails('constructor', `t.virtio:1:1: unknown statement 'constructor' ${hint}`);
     fails('__proto__', `t.virtio:1:1: unknown statement '__proto__' ${hint}`);
   });

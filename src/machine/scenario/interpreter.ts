@@ -7,6 +7,11 @@
  *
  * Between statements the vCPU idles (interruptibly): the device's interrupt
  * is taken whenever the line is up, as on a real CPU with interrupts enabled.
+ *
+ * Raw statements and `expect` run here too, one frame each like any line
+ * (raw-exec.ts does the work). A runtime scenario error (an address outside
+ * RAM, say) ends the scenario: it is kept in GuestProgram.error and the vCPU
+ * halts, so the machine stays consistent for whoever drives it.
  */
 import { Co, S, STOP, WaitQueue, block, enter, leave } from '../sim/sim';
 import { do_idle } from '../linux/kernel/sched/idle';
@@ -17,6 +22,9 @@ import {
   blk_mq_work_pending, guest_interrupt, guest_probe, kblockd_run_pending, virtio_blk_of,
 } from '../linux';
 import type { RequestStmt, Scenario, Stmt } from './ast';
+import { ScenarioError } from './errors';
+import { ExpectRecord, raw_statement, run_expect } from './raw-exec';
+import type { ExprEnv } from '../expr/evaluate';
 
 /** Virtual time between two statements: an application issuing I/O, not a tight loop. */
 const THINK_NS = 50_000;
@@ -45,6 +53,17 @@ export class GuestProgram {
   onRequestDone: ((r: RequestRecord) => void) | null = null;
   /** Keep the bytes each read returned (the CLI shows them); off for benchmarks. */
   recordData = true;
+  /** The queue raw statements act on (`queue N`; 0 until one says otherwise). */
+  rawQueue = 0;
+  /** The scenario's raw bufs in the order they were allocated: name → guest address and size. */
+  readonly rawBufs = new Map<string, { addr: number; size: number }>();
+  /** Every `expect` run so far, in order. */
+  readonly expects: ExpectRecord[] = [];
+  onExpect: ((r: ExpectRecord) => void) | null = null;
+  /** Set by the machine: the names an `expect` on this queue can see (expr/machine-env.ts). */
+  exprEnv: ((queue: number) => ExprEnv) | null = null;
+  /** A runtime scenario error: the scenario stopped at that line. */
+  error: ScenarioError | null = null;
 
   constructor(
     readonly scenario: Scenario,
@@ -59,6 +78,11 @@ export class GuestProgram {
 
   service_irq(): Co<void> {
     return service_irq(this);
+  }
+
+  /** True once a raw statement has taken any queue from the driver. */
+  get rawOwned(): boolean {
+    return this.vm_dev?.vqs.some((vq) => vq.raw_owned) ?? false;
   }
 
   /** Requests issued and not yet ended. */
@@ -83,11 +107,44 @@ function* service_irq(g: GuestProgram): Co<void> {
   if (vblk?.q && blk_mq_work_pending(vblk.q)) yield* kblockd_run_pending(vblk.q);
 }
 
-/** `wait`: halt until every request issued so far has ended. A broken device leaves the vCPU halted. */
+/**
+ * Halt until an interrupt, or until nothing else in the machine can run
+ * (Sim.quiescent); true in the second case. The vCPU waits on both queues at
+ * once and leaves the one that did not fire.
+ */
+function* halt_or_settle(g: GuestProgram): Co<boolean> {
+  const t = S.thread;
+  const settled = S.quiescent;
+  settled.waiters.push(t);
+  yield* block(g.wake);
+  const i = settled.waiters.indexOf(t);
+  if (i >= 0) {
+    settled.waiters.splice(i, 1);
+    return false;
+  }
+  const j = g.wake.waiters.indexOf(t);
+  if (j >= 0) g.wake.waiters.splice(j, 1);
+  return true;
+}
+
+/**
+ * `wait`: halt until every request issued so far has ended and, once raw
+ * statements drive a queue, until the machine has settled (no request
+ * completion will say when the device is done with a raw buffer). When the
+ * machine settles with requests still in flight, nothing can end them any
+ * more (a broken device, a broken queue, a lost interrupt): the wait is over
+ * and they stay in flight, so the lines below — an `expect`, say — still run.
+ */
 function* wait_all(g: GuestProgram): Co<void> {
-  while (g.inflight > 0) {
+  const raw = g.rawOwned;
+  for (;;) {
     yield* service_irq(g);
-    if (g.inflight > 0 && !g.irq.level) yield* block(g.wake);
+    if (g.inflight === 0 && !raw) return;
+    if (g.irq.level) continue;
+    if (yield* halt_or_settle(g)) {
+      yield* service_irq(g);
+      return;
+    }
   }
 }
 
@@ -156,8 +213,22 @@ function* scenario_statement(g: GuestProgram, st: Stmt): Co<void> {
     case 'batch':
       yield* blk_mq_submit_requests(q, st.body.map((r) => makeRequest(g, r)));
       break;
-    default:
+    case 'read': case 'write': case 'flush': case 'get-id': case 'discard': case 'write-zeroes':
       yield* blk_mq_submit_requests(q, [makeRequest(g, st)]);
+      break;
+    case 'expect': {
+      const r = run_expect(g, st);
+      g.expects.push(r);
+      g.onExpect?.(r);
+      break;
+    }
+    default:
+      try {
+        yield* raw_statement(g, st);
+      } catch (e) {
+        if (!(e instanceof ScenarioError)) throw e;
+        g.error = e;
+      }
   }
   return leave(F_statement, undefined);
 }
@@ -169,9 +240,10 @@ export function* guest_main(g: GuestProgram): Co<void> {
   for (const st of g.scenario.statements) {
     yield* service_irq(g);
     yield* scenario_statement(g, st);
+    if (g.error !== null) break;
     yield* do_idle(g, S.now + THINK_NS);
   }
-  yield* wait_all(g);
+  if (g.error === null) yield* wait_all(g);
   // The scenario is over: the vCPU halts for good, still taking interrupts.
   yield* do_idle(g, Infinity);
 }

@@ -112,7 +112,7 @@ export interface SnapshotSource {
   running: SimThread | null;
 }
 
-function decodeConfig(c: Buffer): BlkConfigSnapshot {
+export function decodeConfig(c: Buffer): BlkConfigSnapshot {
   return {
     capacity: c.readUInt32LE(V.BLK_CFG_CAPACITY) + c.readUInt32LE(V.BLK_CFG_CAPACITY + 4) * 0x100000000,
     size_max: c.readUInt32LE(V.BLK_CFG_SIZE_MAX),
@@ -137,43 +137,86 @@ function r32(mem: GuestMemory, a: number): number {
   return mem.valid(a, 4) ? mem.read32(a) : 0;
 }
 
+/*
+ * A queue's parts, decoded one at a time: decodeQueue takes them all, the
+ * expression environment (expr/machine-env.ts) only the ones a condition
+ * reads. A queue whose rings are not set up yet reads as zeros and empty rings.
+ */
+
+/** Entry `i` of the descriptor table at `table` (the ring's own, or an indirect one). */
+export function decodeDesc(mem: GuestMemory, table: number, i: number): DescSnapshot {
+  const a = table + i * V.VRING_DESC_SIZE;
+  return mem.valid(a, V.VRING_DESC_SIZE)
+    ? { addr: mem.read64(a + V.DESC_ADDR), len: mem.read32(a + V.DESC_LEN), flags: mem.read16(a + V.DESC_FLAGS), next: mem.read16(a + V.DESC_NEXT) }
+    : { addr: 0, len: 0, flags: 0, next: 0 };
+}
+
+/** How many descriptors, avail entries and used elements the snapshot shows: none before the rings exist. */
+export function ringLength(vq: VirtQueue): number {
+  return vq.ready ? vq.num : 0;
+}
+
+export function availField(mem: GuestMemory, vq: VirtQueue, f: 'flags' | 'idx' | 'used_event'): number {
+  if (!vq.ready) return 0;
+  const off = f === 'flags' ? V.AVAIL_FLAGS : f === 'idx' ? V.AVAIL_IDX : V.usedEventOff(vq.num);
+  return r16(mem, vq.avail + off);
+}
+
+export function availEntry(mem: GuestMemory, vq: VirtQueue, i: number): number {
+  return r16(mem, vq.avail + V.availRingOff(i));
+}
+
+export function usedField(mem: GuestMemory, vq: VirtQueue, f: 'flags' | 'idx' | 'avail_event'): number {
+  if (!vq.ready) return 0;
+  const off = f === 'flags' ? V.USED_FLAGS : f === 'idx' ? V.USED_IDX : V.availEventOff(vq.num);
+  return r16(mem, vq.used + off);
+}
+
+export function usedEntry(mem: GuestMemory, vq: VirtQueue, i: number): { id: number; len: number } {
+  const u = vq.used + V.usedRingOff(i);
+  return { id: r32(mem, u), len: r32(mem, u + 4) };
+}
+
+/** The device's popped, not yet pushed VirtQueueElements. */
+export function decodeInflight(vq: VirtQueue): QueueSnapshot['inflight'] {
+  return [...vq.inflight.values()].map((e) => ({
+    index: e.index,
+    ndescs: e.ndescs,
+    out_num: e.out_num,
+    in_num: e.in_num,
+    out_sg: e.out_sg.map((s) => ({ addr: s.addr, len: s.len })),
+    in_sg: e.in_sg.map((s) => ({ addr: s.addr, len: s.len })),
+  }));
+}
+
 export function decodeQueue(mem: GuestMemory, vq: VirtQueue, driver: DriverQueueSnapshot | null): QueueSnapshot {
-  const n = vq.num;
-  const ready = vq.ready;
+  const n = ringLength(vq);
   const desc: DescSnapshot[] = [];
   const availRing: number[] = [];
   const usedRing: { id: number; len: number }[] = [];
-  if (ready) {
-    for (let i = 0; i < n; i++) {
-      const a = vq.desc + i * V.VRING_DESC_SIZE;
-      desc.push(
-        mem.valid(a, V.VRING_DESC_SIZE)
-          ? { addr: mem.read64(a + V.DESC_ADDR), len: mem.read32(a + V.DESC_LEN), flags: mem.read16(a + V.DESC_FLAGS), next: mem.read16(a + V.DESC_NEXT) }
-          : { addr: 0, len: 0, flags: 0, next: 0 },
-      );
-      availRing.push(r16(mem, vq.avail + V.availRingOff(i)));
-      const u = vq.used + V.usedRingOff(i);
-      usedRing.push({ id: r32(mem, u), len: r32(mem, u + 4) });
-    }
+  for (let i = 0; i < n; i++) {
+    desc.push(decodeDesc(mem, vq.desc, i));
+    availRing.push(availEntry(mem, vq, i));
+    usedRing.push(usedEntry(mem, vq, i));
   }
   return {
     index: vq.queue_index,
-    num: n,
+    num: vq.num,
     vring_desc: vq.desc,
     vring_avail: vq.avail,
     vring_used: vq.used,
     desc,
     avail: {
-      flags: ready ? r16(mem, vq.avail + V.AVAIL_FLAGS) : 0,
-      idx: ready ? r16(mem, vq.avail + V.AVAIL_IDX) : 0,
+      flags: availField(mem, vq, 'flags'),
+      idx: availField(mem, vq, 'idx'),
       ring: availRing,
-      used_event: ready ? r16(mem, vq.avail + V.usedEventOff(n)) : 0,
+      used_event: availField(mem, vq, 'used_event'),
     },
     used: {
-      flags: ready ? r16(mem, vq.used + V.USED_FLAGS) : 0,
-      idx: ready ? r16(mem, vq.used + V.USED_IDX) : 0,
+      flags: usedField(mem, vq, 'flags'),
+      idx: usedField(mem, vq, 'idx'),
       ring: usedRing,
-      avail_event: ready ? r16(mem, vq.used + V.availEventOff(n)) : 0,
+      avail_event: usedField(mem, vq, 'avail_event'),
     },
     last_avail_idx: vq.last_avail_idx,
     shadow_avail_idx: vq.shadow_avail_idx,
@@ -182,14 +225,7 @@ export function decodeQueue(mem: GuestMemory, vq: VirtQueue, driver: DriverQueue
     signalled_used_valid: vq.signalled_used_valid,
     inuse: vq.inuse,
     driver,
-    inflight: [...vq.inflight.values()].map((e) => ({
-      index: e.index,
-      ndescs: e.ndescs,
-      out_num: e.out_num,
-      in_num: e.in_num,
-      out_sg: e.out_sg.map((s) => ({ addr: s.addr, len: s.len })),
-      in_sg: e.in_sg.map((s) => ({ addr: s.addr, len: s.len })),
-    })),
+    inflight: decodeInflight(vq),
   };
 }
 
