@@ -11,6 +11,7 @@ const entries = [
   { in: 'src/cli.ts', out: 'cli' },
   { in: 'src/adapter/main.ts', out: 'adapter' },
   { in: 'bench/bench.ts', out: 'bench' },
+  { in: 'bench/fuzz.ts', out: 'fuzz' },
 ].filter((e) => existsSync(root + e.in));
 
 await build({

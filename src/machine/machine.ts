@@ -21,7 +21,7 @@ import { BDRVRawState, file_open } from './qemu/block/file-posix';
 import { raw_open } from './qemu/block/raw-format';
 import { BdrvChild } from './qemu/block/block-int';
 import { BlockBackend } from './qemu/block/block-backend';
-import { VirtIOBlock, virtio_blk_handle_output, virtio_blk_update_config } from './qemu/hw/block/virtio-blk';
+import { VirtIOBlock, virtio_blk_handle_output, virtio_blk_reset, virtio_blk_update_config } from './qemu/hw/block/virtio-blk';
 import { VirtIOBlockDataPlane, virtio_blk_data_plane_set } from './qemu/hw/block/dataplane/virtio-blk';
 import { IrqLine, VirtIOMMIOProxy, virtio_mmio_read, virtio_mmio_write } from './qemu/hw/virtio/virtio-mmio';
 import { IOThread, iothread_thread } from './qemu/iothread';
@@ -135,6 +135,7 @@ export class Machine {
       get_config: (vdev) => virtio_blk_update_config(vdev as VirtIOBlock),
       set_status: function* () {},
       set_ioeventfd: (_vdev, on) => this.setIoeventfd(on),
+      reset: virtio_blk_reset,
     }, this.irq, o.ioeventfd);
     if (o.ioeventfd) this.vdev.dataplane = new VirtIOBlockDataPlane(this.vdev, blkCtx);
     // The irqfd: a signalled guest notifier raises the vCPU's interrupt line inside KVM.

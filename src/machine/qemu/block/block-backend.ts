@@ -8,7 +8,7 @@
  * device's callback (virtio_blk_rw_complete) — in the coroutine, which is
  * why `qemu bt` there shows a `Coroutine at` section.
  */
-import { Co, S, STOP, enter, leave } from '../../sim/sim';
+import { Co, S, STOP, WaitQueue, block, enter, leave } from '../../sim/sim';
 import { defineFn } from '../../sim/frames';
 import type { HostObject } from '../../sim/pointers';
 import { BdrvChild, BDRV_REQ_MAY_UNMAP, BDRV_REQ_ZERO_WRITE, QEMUIOVector } from './block-int';
@@ -24,6 +24,8 @@ const EROFS = 30;
 export class BlockBackend implements HostObject {
   readonly ptr: number;
   in_flight = 0;
+  /** Woken when the last in-flight request completes (what blk_drain waits for). */
+  readonly drained = new WaitQueue('blk_drain');
   constructor(readonly root: BdrvChild, public ctx: AioContext, readonly readOnly: boolean) {
     this.ptr = S.ptrs.alloc('heap', 0x3a0);
   }
@@ -56,7 +58,7 @@ function* blk_aio_complete(acb: BlkAioEmAIOCB): Co<void> {
   if (enter(F_complete, acb)) yield STOP;
   if (acb.has_returned) {
     yield* acb.cb(acb.opaque, acb.ret);
-    acb.blk.in_flight--;
+    if (--acb.blk.in_flight === 0) acb.blk.drained.wake();
   }
   return leave(F_complete, undefined);
 }
@@ -191,6 +193,17 @@ export function* blk_aio_pwrite_zeroes(blk: BlockBackend, offset: number, bytes:
   if (enter(F_pwrite_zeroes, blk, offset, bytes, flags)) yield STOP;
   const acb = yield* blk_aio_prwv(blk, offset, bytes, null, blk_aio_write_entry, 'blk_aio_write_entry', flags, cb, cbName, opaque);
   return leave(F_pwrite_zeroes, acb);
+}
+
+const F_drain = defineFn('blk_drain', ['blk']);
+/**
+ * Wait until no request of `blk` is in flight. QEMU polls the AioContext
+ * itself here; the machine lets the context's own thread complete them.
+ */
+export function* blk_drain(blk: BlockBackend): Co<void> {
+  if (enter(F_drain, blk)) yield STOP;
+  while (blk.in_flight > 0) yield* block(blk.drained);
+  return leave(F_drain, undefined);
 }
 
 const F_plug = defineFn('blk_io_plug', ['blk']);

@@ -18,7 +18,7 @@ import {
   virtio_queue_set_notification, virtqueue_detach_element, virtqueue_pop, virtqueue_push,
 } from '../virtio/virtio';
 import { IoVec, iov_discard_back, iov_discard_front, iov_from_buf, iov_size, iov_to_buf } from '../../util/iov';
-import { BlockBackend, blk_aio_flush, blk_aio_pdiscard, blk_aio_preadv, blk_aio_pwrite_zeroes, blk_aio_pwritev, blk_io_plug, blk_io_unplug } from '../../block/block-backend';
+import { BlockBackend, blk_drain, blk_aio_flush, blk_aio_pdiscard, blk_aio_preadv, blk_aio_pwrite_zeroes, blk_aio_pwritev, blk_io_plug, blk_io_unplug } from '../../block/block-backend';
 import { QEMUIOVector, qemu_iovec } from '../../block/block-int';
 import { VirtIOBlockDataPlane, virtio_blk_data_plane_notify } from './dataplane/virtio-blk';
 
@@ -322,6 +322,14 @@ export function* virtio_blk_handle_vq(s: VirtIOBlock, vq: VirtQueue): Co<void> {
   if (mrb.reqs.length > 0) yield* virtio_blk_submit_multireq(s, mrb);
   yield* blk_io_unplug(s.blk);
   return leave(F_handle_vq, undefined);
+}
+
+const F_reset = defineFn('virtio_blk_reset', ['vdev']);
+/** Let every request in the block layer complete (into the rings the guest is about to forget) before the reset. */
+export function* virtio_blk_reset(vdev: VirtIODevice): Co<void> {
+  if (enter(F_reset, vdev)) yield STOP;
+  yield* blk_drain((vdev as VirtIOBlock).blk);
+  return leave(F_reset, undefined);
 }
 
 const F_handle_output = defineFn('virtio_blk_handle_output', ['vdev', 'vq']);

@@ -26,6 +26,8 @@ export interface VirtioDeviceClass {
   set_status(vdev: VirtIODevice, status: number): Co<void>;
   /** Start or stop ioeventfd (and the dataplane behind it). */
   set_ioeventfd(vdev: VirtIODevice, on: boolean): void;
+  /** vdc->reset: the device's own reset, before the core forgets the rings (virtio-blk drains its requests). */
+  reset(vdev: VirtIODevice): Co<void>;
 }
 
 interface ProxyQueue {
@@ -181,6 +183,7 @@ function* setStatus(proxy: VirtIOMMIOProxy, value: number): Co<void> {
   yield* proxy.vdc.set_status(vdev, value);
   if (value & V.VIRTIO_CONFIG_S_DRIVER_OK && proxy.ioeventfd) proxy.vdc.set_ioeventfd(vdev, true);
   if (value === 0) {
+    yield* proxy.vdc.reset(vdev);
     virtio_reset(vdev);
     proxy.guest_features = [0, 0];
     for (const q of proxy.vqs) Object.assign(q, { num: 0, ready: 0, desc: [0, 0], avail: [0, 0], used: [0, 0] });

@@ -55,8 +55,8 @@ export class VirtQueue implements HostObject {
   signalled_used_valid = false;
   notification = true;
   inuse = 0;
-  /** Popped and not yet pushed, by head index: the in-flight VirtQueueElements. */
-  readonly inflight = new Map<number, VirtQueueElement>();
+  /** Popped and not yet pushed: the in-flight VirtQueueElements (a guest may offer one head twice). */
+  readonly inflight = new Set<VirtQueueElement>();
   handle_output: HandleOutput | null = null;
   readonly host_notifier: EventNotifier;
   host_notifier_enabled = false;
@@ -256,7 +256,7 @@ export function* virtqueue_split_pop(vq: VirtQueue, sz: number): Co<VirtQueueEle
   elem.index = head;
   elem.ndescs = 1;
   vq.inuse++;
-  vq.inflight.set(head, elem);
+  vq.inflight.add(elem);
   setLocals({ head, elem });
   // @point elem
   if (point(P_pop_elem)) yield STOP;
@@ -347,7 +347,7 @@ const F_fill = defineFn('virtqueue_fill', ['vq', 'elem', 'len', 'idx']);
 const P_used_write = definePoint(F_fill, 'used_write');
 export function* virtqueue_fill(vq: VirtQueue, elem: VirtQueueElement, len: number, idx: number): Co<void> {
   if (enter(F_fill, vq, elem, len, idx)) yield STOP;
-  vq.inflight.delete(elem.index);
+  vq.inflight.delete(elem);
   elem.len = len;
   if (!virtio_device_disabled(vq.vdev)) {
     const slot = (idx + vq.used_idx) % vq.num;
@@ -385,7 +385,7 @@ export function* virtqueue_flush(vq: VirtQueue, count: number): Co<void> {
 
 /** Detach without pushing (virtqueue_detach_element): the request was dropped. */
 export function virtqueue_detach_element(vq: VirtQueue, elem: VirtQueueElement): void {
-  vq.inflight.delete(elem.index);
+  vq.inflight.delete(elem);
   vq.inuse--;
 }
 
@@ -487,6 +487,7 @@ export function virtio_reset(vdev: VirtIODevice): void {
   vdev.isr = 0;
   vdev.guest_features = 0;
   vdev.broken = false;
+  vdev.errors.length = 0;
   for (const vq of vdev.vq) {
     vq.desc = vq.avail = vq.used = 0;
     vq.num = vq.num_default;
