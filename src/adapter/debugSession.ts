@@ -23,6 +23,9 @@ import { evaluate, formatValue, parseExpr, Value } from '../machine/expr';
 import { machineEnv } from '../machine/expr/machine-env';
 import type { StateSnapshot } from '../machine/state/snapshot';
 
+/** What a breakpoint set in a noDebug run answers: it is kept, but the run ignores it. */
+const NO_DEBUG = 'noDebug: this run ignores breakpoints';
+
 /** DAP thread ids: machine threads are 1.., suspended coroutines from here on. */
 const COROUTINE_THREAD_BASE = 1000;
 
@@ -98,9 +101,11 @@ export class VirtioDebugSession extends LoggingDebugSession {
 
   protected override async launchRequest(response: DebugProtocol.LaunchResponse, args: DebugProtocol.LaunchRequestArguments): Promise<void> {
     try {
-      this.launch = parseLaunchArgs(args as unknown as Record<string, unknown>);
+      // A client may send no arguments at all (DAP makes them optional): that is the default launch.
+      this.launch = parseLaunchArgs((args ?? {}) as unknown as Record<string, unknown>);
       this.loadMachine();
     } catch (e) {
+      this.launch = null; // no machine was built: requests must see "not launched", not a missing machine
       return this.fail(response, e);
     }
     this.sendEvent(new InitializedEvent());
@@ -109,9 +114,8 @@ export class VirtioDebugSession extends LoggingDebugSession {
     this.rt.start(!this.launch.noDebug && this.launch.options.stopOnEntry);
   }
 
-  private loadMachine(): void {
+  private loadMachine(scenario = loadScenario(this.launch!.scenarioPath)): void {
     const l = this.launch!;
-    const scenario = loadScenario(l.scenarioPath);
     this.rt.load(l.options, scenario, l.scenarioPath, l.trace);
     this.applyBreakpoints();
   }
@@ -127,10 +131,21 @@ export class VirtioDebugSession extends LoggingDebugSession {
     for (const [p, bps] of this.lineRequests) this.rt.setLineBreakpoints(p, bps);
   }
 
-  protected override restartRequest(response: DebugProtocol.RestartResponse): void {
+  protected override attachRequest(response: DebugProtocol.AttachResponse): void {
+    this.fail(response, new Error('attach is not supported: the machine is simulated inside the adapter; use a launch configuration'));
+  }
+
+  protected override restartRequest(response: DebugProtocol.RestartResponse, args: DebugProtocol.RestartArguments): void {
     try {
+      if (!this.launch) throw new Error('not launched');
+      // VS Code sends the launch configuration again as it is now (launch.json may have been edited).
+      // A bad attribute or scenario fails the restart and leaves the running session alone.
+      const launch = args?.arguments ? parseLaunchArgs(args.arguments as unknown as Record<string, unknown>) : this.launch;
+      const scenario = loadScenario(launch.scenarioPath);
       this.rt.dispose();
-      this.loadMachine();
+      this.resetHandles();
+      this.launch = launch;
+      this.loadMachine(scenario);
       this.sendResponse(response);
       this.rt.start(!this.launch!.noDebug && this.launch!.options.stopOnEntry);
     } catch (e) {
@@ -145,7 +160,9 @@ export class VirtioDebugSession extends LoggingDebugSession {
       const p = args.source.path ?? '';
       const bps = args.breakpoints ?? [];
       this.lineRequests.set(p, bps);
-      const results = this.launch ? this.rt.setLineBreakpoints(p, bps) : bps.map((b) => ({ id: 0, verified: false, line: b.line, message: 'not launched yet' }));
+      const results = this.launch && !this.launch.noDebug
+        ? this.rt.setLineBreakpoints(p, bps)
+        : bps.map((b) => ({ id: 0, verified: false, line: b.line, message: this.launch ? NO_DEBUG : 'not launched yet' }));
       response.body = { breakpoints: results.map((r) => ({ id: r.id, verified: r.verified, line: r.line, message: r.message, source: args.source })) };
     });
   }
@@ -153,7 +170,9 @@ export class VirtioDebugSession extends LoggingDebugSession {
   protected override setFunctionBreakPointsRequest(response: DebugProtocol.SetFunctionBreakpointsResponse, args: DebugProtocol.SetFunctionBreakpointsArguments): void {
     this.guard(response, () => {
       this.fnRequest = args.breakpoints;
-      response.body = { breakpoints: this.rt.setFunctionBreakpoints(args.breakpoints) };
+      response.body = {
+        breakpoints: this.launch?.noDebug ? args.breakpoints.map(() => ({ verified: false, message: NO_DEBUG })) : this.rt.setFunctionBreakpoints(args.breakpoints),
+      };
     });
   }
 
@@ -163,7 +182,7 @@ export class VirtioDebugSession extends LoggingDebugSession {
       for (const id of args.filters ?? []) byId.set(id, { id });
       for (const o of args.filterOptions ?? []) byId.set(o.filterId, { id: o.filterId, condition: o.condition });
       this.filterRequest = [...byId.values()];
-      const results = this.rt.setEventFilters(this.filterRequest);
+      const results = this.launch?.noDebug ? this.filterRequest.map(() => ({ verified: false, message: NO_DEBUG })) : this.rt.setEventFilters(this.filterRequest);
       response.body = { breakpoints: results.map((r) => ({ verified: r.verified, message: r.message })) };
     });
   }
@@ -420,9 +439,20 @@ export class VirtioDebugSession extends LoggingDebugSession {
     this.sendEvent(new TerminatedEvent());
   }
 
+  /**
+   * The client asked to end, or went away (its stream closed, SIGTERM): stop
+   * the machine, then DebugSession's shutdown (stdio: the process exits). In
+   * server mode nothing else would stop a machine whose client vanished.
+   */
+  override shutdown(): void {
+    this.rt.dispose();
+    super.shutdown();
+  }
+
   protected override disconnectRequest(response: DebugProtocol.DisconnectResponse): void {
     this.rt.dispose();
     this.sendResponse(response);
+    this.shutdown(); // stdio: the process exits; server and inline: nothing (DebugSession.shutdown)
   }
 
   protected override customRequest(command: string, response: DebugProtocol.Response): void {

@@ -69,6 +69,8 @@ export class VirtioRuntime extends EventEmitter {
   private stopOnEntry = false;
   private pauseRequested = false;
   private running = false;
+  /** The current run loop (resume starts one); slices of an older one stop at once. */
+  private runLoop = 0;
   private ended = false;
   private pendingStop: Omit<StopInfo, 'thread' | 'event'> | null = null;
   lastStop: StopInfo | null = null;
@@ -140,13 +142,18 @@ export class VirtioRuntime extends EventEmitter {
     return path.resolve(p) === path.resolve(this.scenarioPath);
   }
 
-  /** Scenario statements are the stoppable lines; a line inside a batch or between statements moves to the next statement. */
+  /** Scenario statements are the stoppable lines: a line inside a batch moves to the batch line, one between statements to the next statement. */
   private setScenarioBreakpoints(specs: (BreakpointOptions & { line: number })[]): LineBreakpointResult[] {
     this.scenarioBps.clear();
     const lines = this.scenario.statements.map((st) => st.loc.line);
+    // A line inside `batch { ... }` belongs to the batch: its requests are issued together, at the batch line.
+    const batches = this.scenario.statements
+      .filter((st) => st.kind === 'batch')
+      .map((st) => ({ line: st.loc.line, last: Math.max(st.loc.line, ...(st as { body: { loc: { line: number } }[] }).body.map((b) => b.loc.line)) + 1 }));
     const out = specs.map((s) => {
       const bp = new Breakpoint(s);
-      const target = lines.find((l) => l >= s.line) ?? [...lines].reverse().find((l) => l < s.line);
+      const inBatch = batches.find((b) => s.line > b.line && s.line <= b.last);
+      const target = inBatch ? inBatch.line : lines.find((l) => l >= s.line) ?? [...lines].reverse().find((l) => l < s.line);
       if (target === undefined) return { id: bp.id, verified: false, line: s.line, message: 'the scenario has no statements' };
       const list = this.scenarioBps.get(target) ?? [];
       list.push(bp);
@@ -297,11 +304,17 @@ export class VirtioRuntime extends EventEmitter {
     if (this.running || this.ended) return;
     this.running = true;
     this.lastStop = null;
-    setImmediate(() => this.slice());
+    const loop = ++this.runLoop;
+    setImmediate(() => this.slice(loop));
   }
 
-  /** Run one slice; schedule the next, or report the stop or the end. */
-  private slice(): void {
+  /**
+   * Run one slice; schedule the next, or report the stop or the end. A slice
+   * of a run loop that was superseded (dispose, restart) does nothing: one
+   * machine, one loop.
+   */
+  private slice(loop: number): void {
+    if (loop !== this.runLoop || !this.running) return;
     const sim = this.machine.sim;
     sim.sliceEnd = sim.seq + SLICE_EVENTS;
     sim.trapSeq = this.stepping ? 0 : sim.sliceEnd;
@@ -321,7 +334,7 @@ export class VirtioRuntime extends EventEmitter {
         this.pauseRequested = false;
         this.reportStop({ reason: 'pause', description: 'Paused', hitBreakpointIds: [] }, sim.thread, null);
       } else {
-        setImmediate(() => this.slice());
+        setImmediate(() => this.slice(loop));
       }
       return;
     }
@@ -361,6 +374,7 @@ export class VirtioRuntime extends EventEmitter {
   dispose(): void {
     this.ended = true;
     this.running = false;
+    this.runLoop++;
     this.machine?.close();
   }
 }

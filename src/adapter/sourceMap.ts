@@ -31,12 +31,36 @@ function sites(): Map<string, StopSite[]> {
     if (!list) m.set(file, (list = []));
     list.push(s);
   };
-  for (const fn of allFunctions()) if (fn.side !== 'scenario') add(fn.file, { kind: 'entry', fn, line: fn.line });
-  for (const p of allPoints()) add(p.fn.file, { kind: 'point', point: p, line: p.line });
+  for (const fn of allFunctions()) if (fn.side !== 'scenario') add(fn.file, { kind: 'entry', fn, line: callLine(fn.file, fn.line, 'enter(') });
+  for (const p of allPoints()) add(p.fn.file, { kind: 'point', point: p, line: callLine(p.fn.file, p.line, 'point(') });
   for (const list of m.values()) list.sort((a, b) => a.line - b.line);
   sitesByFile = m;
   return m;
 }
+
+/**
+ * The line a stop at a site shows in the CALL STACK: the `enter(` call just
+ * after a function's header, the `point(` call just after a `// @point`
+ * marker (the source index records the header and the marker). A moved
+ * breakpoint is reported at that line, so its dot and the stop agree. If the
+ * source cannot be read, the index's line.
+ */
+function callLine(file: string, from: number, call: string): number {
+  let lines = sourceLines.get(file);
+  if (lines === undefined) {
+    try {
+      lines = fs.readFileSync(absoluteModelPath(file), 'utf8').split('\n');
+    } catch {
+      lines = null;
+    }
+    sourceLines.set(file, lines);
+  }
+  if (lines === null) return from;
+  for (let i = from - 1; i < Math.min(lines.length, from + 8); i++) if (lines[i].includes(call)) return i + 1;
+  return from;
+}
+
+const sourceLines = new Map<string, string[] | null>();
 
 /** The model file (relative, `src/machine/...`) an absolute or relative path names, if any. */
 export function modelFileOf(p: string): string | null {
