@@ -14,6 +14,7 @@
 import type { GuestMemory, Gpa } from '../memory/guest-memory';
 import * as V from '../spec/virtio';
 import type { Ring } from './layout';
+import { readDesc } from '../memory/vring-desc';
 
 export interface Range {
   addr: Gpa;
@@ -51,22 +52,6 @@ const MAX_SG = 1024;
 /** The machine's drive: max_discard_sectors = max_write_zeroes_sectors = 0x3fffff (machine.ts). */
 const MAX_DWZ_SECTORS = 0x3fffff;
 
-interface RawDesc {
-  addr: number;
-  len: number;
-  flags: number;
-  next: number;
-}
-
-function readDesc(mem: GuestMemory, table: Gpa, i: number): RawDesc {
-  const a = table + i * V.VRING_DESC_SIZE;
-  return {
-    addr: mem.read64(a + V.DESC_ADDR),
-    len: mem.read32(a + V.DESC_LEN),
-    flags: mem.read16(a + V.DESC_FLAGS),
-    next: mem.read16(a + V.DESC_NEXT),
-  };
-}
 
 /** The chain at `head` (head < num), as virtqueue_split_pop would gather it. */
 export function walkHead(mem: GuestMemory, ring: Ring, head: number): { error: string; stage: 'pop' } | { error: null; out: Range[]; in: Range[] } {

@@ -11,6 +11,7 @@ import type { Sim, SimThread } from '../sim/sim';
 import * as V from '../spec/virtio';
 import type { VirtIODevice, VirtQueue } from '../qemu/hw/virtio/virtio';
 import { FrameInfo, contextFrames, threadBacktrace } from './backtrace';
+import { readDesc } from '../memory/vring-desc';
 
 export interface DescSnapshot { addr: number; len: number; flags: number; next: number }
 export interface SgSnapshot { addr: number; len: number }
@@ -145,10 +146,7 @@ function r32(mem: GuestMemory, a: number): number {
 
 /** Entry `i` of the descriptor table at `table` (the ring's own, or an indirect one). */
 export function decodeDesc(mem: GuestMemory, table: number, i: number): DescSnapshot {
-  const a = table + i * V.VRING_DESC_SIZE;
-  return mem.valid(a, V.VRING_DESC_SIZE)
-    ? { addr: mem.read64(a + V.DESC_ADDR), len: mem.read32(a + V.DESC_LEN), flags: mem.read16(a + V.DESC_FLAGS), next: mem.read16(a + V.DESC_NEXT) }
-    : { addr: 0, len: 0, flags: 0, next: 0 };
+  return mem.valid(table + i * V.VRING_DESC_SIZE, V.VRING_DESC_SIZE) ? readDesc(mem, table, i) : { addr: 0, len: 0, flags: 0, next: 0 };
 }
 
 /** How many descriptors, avail entries and used elements the snapshot shows: none before the rings exist. */

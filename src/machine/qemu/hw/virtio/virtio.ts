@@ -15,6 +15,7 @@ import type { HostObject } from '../../../sim/pointers';
 import type { GuestMemory, Gpa } from '../../../memory/guest-memory';
 import * as V from '../../../spec/virtio';
 import type { IoVec } from '../../util/iov';
+import { readDesc } from '../../../memory/vring-desc';
 import { EventNotifier, event_notifier_set, event_notifier_test_and_clear } from '../../util/async';
 
 /** What a transport (virtio-mmio here) does for the device core. */
@@ -304,23 +305,6 @@ function walkChain(vq: VirtQueue, head: number, elem: VirtQueueElement): WalkErr
     i = next;
     d = readDesc(mem, table, i);
   }
-}
-
-interface Desc {
-  addr: number;
-  len: number;
-  flags: number;
-  next: number;
-}
-
-function readDesc(mem: GuestMemory, table: Gpa, i: number): Desc {
-  const a = table + i * V.VRING_DESC_SIZE;
-  return {
-    addr: mem.read64(a + V.DESC_ADDR),
-    len: mem.read32(a + V.DESC_LEN),
-    flags: mem.read16(a + V.DESC_FLAGS),
-    next: mem.read16(a + V.DESC_NEXT),
-  };
 }
 
 /** virtqueue_map_desc: one descriptor becomes one sg entry (guest RAM is one contiguous region). */
