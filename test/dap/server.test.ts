@@ -59,12 +59,12 @@ describe('dap: --server mode', function () {
     assert.ok(s.listening!.port > 0 && s.listening!.port < 65536);
   });
 
-  it('binds 127.0.0.1 only: another address of this machine is refused', async function () {
+  it('binds 127.0.0.1 only: another address of this machine is refused', async () => {
     const s = await sessions.server();
-    const ip = externalIPv4();
-    if (ip === null) this.skip();
-    assert.equal(await tryConnect(ip!, s.listening!.port), 'ECONNREFUSED');
     assert.equal(await tryConnect('127.0.0.1', s.listening!.port), 'connected');
+    // A machine with no other IPv4 address has nothing else to try: loopback above is then the whole check.
+    const ip = externalIPv4();
+    if (ip !== null) assert.equal(await tryConnect(ip, s.listening!.port), 'ECONNREFUSED');
   });
 
   it('a session: launch, a breakpoint stop, the stack, variables, disconnect', async () => {
@@ -93,15 +93,15 @@ describe('dap: --server mode', function () {
     assert.equal(frames[frames.length - 1].line, 8);
   });
 
-  it('a client that goes away without disconnect stops its machine (no run left burning the server)', async function () {
+  it('a client that goes away without disconnect stops its machine (no run left burning the server)', async () => {
     const s = await sessions.server();
     const pid = s.serverPid!;
-    if (cpuSeconds(pid) === null) this.skip();
+    assert.notEqual(cpuSeconds(pid), null, `cannot read the CPU time of the server process ${pid} from /proc`);
     // Long enough to run for many seconds (20,000 reads take about one).
     const file = tempScenario('long.virtio', Array.from({ length: 200_000 }, () => 'read 0 4096').join('\n') + '\n');
     await s.launch({ scenario: file });
     await sleep(200);
-    if (!process.env.NODROP) s.dropConnection();
+    s.dropConnection();
     await sleep(300);
     const a = cpuSeconds(pid)!;
     await sleep(1_000);
