@@ -17,7 +17,7 @@ import { FnDesc, PointDesc, formatArgs, functionsNamed, Frame, allFunctions } fr
 import { machineEnv } from '../machine/expr/machine-env';
 import type { ExprEnv } from '../machine/expr';
 import { Breakpoint, BreakpointOptions } from './breakpoints';
-import { EVENT_FILTERS, EventFilter, filterById, filterFns, filterPoints } from './eventFilters';
+import { EventFilter, filterById, filterFns, filterPoints } from './eventFilters';
 import { modelFileOf, sitesNear } from './sourceMap';
 
 /** Events per run slice: long enough to be cheap, short enough that a pause is served at once. */
@@ -396,4 +396,3 @@ export function scenarioStatementFn(): FnDesc {
   return scenarioFn;
 }
 
-export { EVENT_FILTERS };
