@@ -199,7 +199,7 @@ export function virtqueueNodes(m: Machine, index: number): VarNode[] {
 
 interface ElementLike { index: number; ndescs: number; out_num: number; in_num: number; out_sg: { addr: number; len: number }[]; in_sg: { addr: number; len: number }[]; len: number }
 
-const BLK_TYPES: Record<number, string> = { 0: 'VIRTIO_BLK_T_IN', 1: 'VIRTIO_BLK_T_OUT', 4: 'VIRTIO_BLK_T_FLUSH', 8: 'VIRTIO_BLK_T_GET_ID', 11: 'VIRTIO_BLK_T_DISCARD', 13: 'VIRTIO_BLK_T_WRITE_ZEROES' };
+const BLK_TYPES = V.VIRTIO_BLK_T_NAMES;
 
 function sgNodes(name: string, sg: { addr: number; len: number }[]): VarNode {
   return {
@@ -241,7 +241,7 @@ export function elementNode(m: Machine, name: string, e: ElementLike): VarNode {
       if (last && last.len >= 1 && m.mem.valid(last.addr + last.len - 1, 1)) {
         const a = last.addr + last.len - 1;
         const s = m.mem.read8(a);
-        kids.push({ name: 'status', value: `${s} (${['VIRTIO_BLK_S_OK', 'VIRTIO_BLK_S_IOERR', 'VIRTIO_BLK_S_UNSUPP'][s] ?? 'not written yet?'})`, type: 'u8', memoryReference: memRef(a) });
+        kids.push({ name: 'status', value: `${s} (${V.VIRTIO_BLK_S_NAMES[s] ?? 'not written yet?'})`, type: 'u8', memoryReference: memRef(a) });
       }
       return kids;
     },

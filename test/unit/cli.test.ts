@@ -140,7 +140,7 @@ describe('cli: node dist/cli.js run', function () {
       assert.deepEqual(s.device.errors, []);
       const q = s.queues[0];
       assert.deepEqual(Object.keys(q).sort(), [
-        'avail', 'desc', 'driver', 'index', 'inflight', 'inuse', 'last_avail_idx', 'num', 'shadow_avail_idx',
+        'avail', 'desc', 'driver', 'index', 'indirect', 'inflight', 'inuse', 'last_avail_idx', 'num', 'shadow_avail_idx',
         'signalled_used', 'signalled_used_valid', 'used', 'used_idx', 'vring_avail', 'vring_desc', 'vring_used',
       ]);
       assert.equal(q.index, 0);

@@ -153,7 +153,12 @@ describe('ring layout (FIDELITY §6, §8)', () => {
       index: 0, ndescs: 1, out_num: 1, in_num: 2,
       out_sg: [{ addr: t[0].addr, len: 16 }],
       in_sg: [{ addr: t[1].addr, len: 4096 }, { addr: t[2].addr, len: 1 }],
+      // Which ring descriptor it came from, the table behind it, and the request its outhdr carries.
+      chain: [0],
+      indirect_table: head.addr,
+      blk: { type: V.VIRTIO_BLK_T_IN, type_name: 'VIRTIO_BLK_T_IN', ioprio: 0, sector: 8, status: 0, status_name: 'VIRTIO_BLK_S_OK' },
     }]);
+    assert.deepEqual(q.indirect, [{ desc: 0, table: head.addr, entries: t, truncated: false }]);
 
     // Completed, not yet collected: used.ring[0] = {id 0, len 4097 = data + status}.
     mustStop(m, 'virtqueue_get_buf', 'vCPU 0');

@@ -26,7 +26,7 @@ import { VirtQueue } from '../qemu/hw/virtio/virtio';
 import { virtio_blk_update_config } from '../qemu/hw/block/virtio-blk';
 import { VringVirtqueue } from '../linux/drivers/virtio/virtio_ring';
 import {
-  DescSnapshot, availEntry, availField, decodeConfig, decodeDesc, decodeInflight, ringLength, usedEntry, usedField,
+  DescSnapshot, availEntry, decodeQueueIndirect, availField, decodeConfig, decodeDesc, decodeInflight, ringLength, usedEntry, usedField,
 } from '../state/snapshot';
 import { threadBacktrace } from '../state/backtrace';
 import { ExprError } from './errors';
@@ -164,7 +164,8 @@ function queueField(m: Machine, i: number, name: string): Value | undefined {
     case 'signalled_used_valid': return vq.signalled_used_valid;
     case 'inuse': return vq.inuse;
     case 'driver': return driverView(m, i);
-    case 'inflight': return decodeInflight(vq);
+    case 'inflight': return decodeInflight(m.mem, vq);
+    case 'indirect': return decodeQueueIndirect(m.mem, vq);
     default: return undefined;
   }
 }

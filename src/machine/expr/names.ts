@@ -9,7 +9,7 @@
 export const QUEUE_NAMES: readonly string[] = [
   'index', 'num', 'vring_desc', 'vring_avail', 'vring_used', 'desc', 'avail', 'used',
   'last_avail_idx', 'shadow_avail_idx', 'used_idx', 'signalled_used', 'signalled_used_valid', 'inuse',
-  'driver', 'inflight',
+  'driver', 'inflight', 'indirect',
 ];
 
 /** The whole machine: the device as the snapshot shows it, every queue, every thread, the guest's kernel log. */

@@ -124,6 +124,16 @@ export const VIRTIO_BLK_S_OK = 0;
 export const VIRTIO_BLK_S_IOERR = 1;
 export const VIRTIO_BLK_S_UNSUPP = 2;
 export const VIRTIO_BLK_ID_BYTES = 20;
+/** Request type names as virtio_blk.h spells them, for frames, variables and the inspector. */
+export const VIRTIO_BLK_T_NAMES: Readonly<Record<number, string>> = {
+  [VIRTIO_BLK_T_IN]: 'VIRTIO_BLK_T_IN',
+  [VIRTIO_BLK_T_OUT]: 'VIRTIO_BLK_T_OUT',
+  [VIRTIO_BLK_T_FLUSH]: 'VIRTIO_BLK_T_FLUSH',
+  [VIRTIO_BLK_T_GET_ID]: 'VIRTIO_BLK_T_GET_ID',
+  [VIRTIO_BLK_T_DISCARD]: 'VIRTIO_BLK_T_DISCARD',
+  [VIRTIO_BLK_T_WRITE_ZEROES]: 'VIRTIO_BLK_T_WRITE_ZEROES',
+};
+export const VIRTIO_BLK_S_NAMES: readonly string[] = ['VIRTIO_BLK_S_OK', 'VIRTIO_BLK_S_IOERR', 'VIRTIO_BLK_S_UNSUPP'];
 export const VIRTIO_BLK_OUTHDR_SIZE = 16; // { le32 type; le32 ioprio; le64 sector; }
 export const VIRTIO_BLK_DISCARD_WZ_SEG_SIZE = 16; // { le64 sector; le32 num_sectors; le32 flags; }
 export const VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP = 1;

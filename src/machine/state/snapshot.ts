@@ -25,6 +25,41 @@ export interface DriverQueueSnapshot {
   broken: boolean;
 }
 
+/** An indirect descriptor table, decoded where a ring descriptor with VRING_DESC_F_INDIRECT points. */
+export interface IndirectSnapshot {
+  /** The ring descriptor that points at the table. */
+  desc: number;
+  table: number;
+  entries: DescSnapshot[];
+  /** The table is longer than the snapshot shows (MAX_INDIRECT_SHOWN). */
+  truncated: boolean;
+}
+
+/** The virtio-blk request an element carries: its outhdr and the status byte, read from guest memory. */
+export interface BlkRequestSnapshot {
+  type: number;
+  type_name: string;
+  ioprio: number;
+  sector: number;
+  /** The last byte of the last in_sg: what the device wrote, or whatever was there before it did. */
+  status: number;
+  status_name: string;
+}
+
+export interface InflightSnapshot {
+  index: number;
+  ndescs: number;
+  out_num: number;
+  in_num: number;
+  out_sg: SgSnapshot[];
+  in_sg: SgSnapshot[];
+  /** The ring-table descriptors the element came from, head first, as guest memory links them now. */
+  chain: number[];
+  /** The indirect table the head points at, if it is an indirect descriptor. */
+  indirect_table: number | null;
+  blk: BlkRequestSnapshot | null;
+}
+
 export interface QueueSnapshot {
   index: number;
   num: number;
@@ -41,14 +76,8 @@ export interface QueueSnapshot {
   signalled_used_valid: boolean;
   inuse: number;
   driver: DriverQueueSnapshot | null;
-  inflight: {
-    index: number;
-    ndescs: number;
-    out_num: number;
-    in_num: number;
-    out_sg: SgSnapshot[];
-    in_sg: SgSnapshot[];
-  }[];
+  inflight: InflightSnapshot[];
+  indirect: IndirectSnapshot[];
 }
 
 export interface ThreadSnapshot {
@@ -175,16 +204,81 @@ export function usedEntry(mem: GuestMemory, vq: VirtQueue, i: number): { id: num
   return { id: r32(mem, u), len: r32(mem, u + 4) };
 }
 
+/** More entries than this in one indirect table are not shown (QEMU accepts tables of any length the ring allows). */
+export const MAX_INDIRECT_SHOWN = 4096;
+
+/** The table a descriptor with VRING_DESC_F_INDIRECT points at, or null if it lies outside RAM or is empty. */
+export function decodeIndirect(mem: GuestMemory, d: DescSnapshot, i: number): IndirectSnapshot | null {
+  const n = Math.floor(d.len / V.VRING_DESC_SIZE);
+  if (n === 0 || !mem.valid(d.addr, n * V.VRING_DESC_SIZE)) return null;
+  const shown = Math.min(n, MAX_INDIRECT_SHOWN);
+  const entries: DescSnapshot[] = [];
+  for (let k = 0; k < shown; k++) entries.push(readDesc(mem, d.addr, k));
+  return { desc: i, table: d.addr, entries, truncated: shown < n };
+}
+
+/** Every indirect table the ring's descriptors point at (`desc`: the table already decoded, if at hand). */
+export function decodeQueueIndirect(mem: GuestMemory, vq: VirtQueue, desc?: DescSnapshot[]): IndirectSnapshot[] {
+  const out: IndirectSnapshot[] = [];
+  for (let i = 0; i < ringLength(vq); i++) {
+    const d = desc ? desc[i] : decodeDesc(mem, vq.desc, i);
+    if (!(d.flags & V.VRING_DESC_F_INDIRECT)) continue;
+    const t = decodeIndirect(mem, d, i);
+    if (t) out.push(t);
+  }
+  return out;
+}
+
+/** Follow VRING_DESC_F_NEXT from `head` in the ring's table; stops at a loop or an index out of range. */
+function ringChain(mem: GuestMemory, vq: VirtQueue, head: number): number[] {
+  const chain: number[] = [];
+  const seen = new Set<number>();
+  for (let i = head; i < vq.num && !seen.has(i); ) {
+    seen.add(i);
+    chain.push(i);
+    const d = decodeDesc(mem, vq.desc, i);
+    if (!(d.flags & V.VRING_DESC_F_NEXT) || d.flags & V.VRING_DESC_F_INDIRECT) break;
+    i = d.next;
+  }
+  return chain;
+}
+
+/** virtio_blk_outhdr from the first out_sg and the status byte at the end of the last in_sg. */
+function decodeBlkRequest(mem: GuestMemory, out: SgSnapshot[], inn: SgSnapshot[]): BlkRequestSnapshot | null {
+  const hdr = out[0];
+  const st = inn[inn.length - 1];
+  if (!hdr || hdr.len < V.VIRTIO_BLK_OUTHDR_SIZE || !mem.valid(hdr.addr, V.VIRTIO_BLK_OUTHDR_SIZE)) return null;
+  if (!st || st.len < 1 || !mem.valid(st.addr + st.len - 1, 1)) return null;
+  const type = mem.read32(hdr.addr);
+  const status = mem.read8(st.addr + st.len - 1);
+  return {
+    type,
+    type_name: V.VIRTIO_BLK_T_NAMES[type] ?? `unknown (${type})`,
+    ioprio: mem.read32(hdr.addr + 4),
+    sector: mem.read64(hdr.addr + 8),
+    status,
+    status_name: V.VIRTIO_BLK_S_NAMES[status] ?? `not written yet? (${status})`,
+  };
+}
+
 /** The device's popped, not yet pushed VirtQueueElements. */
-export function decodeInflight(vq: VirtQueue): QueueSnapshot['inflight'] {
-  return [...vq.inflight.values()].map((e) => ({
-    index: e.index,
-    ndescs: e.ndescs,
-    out_num: e.out_num,
-    in_num: e.in_num,
-    out_sg: e.out_sg.map((s) => ({ addr: s.addr, len: s.len })),
-    in_sg: e.in_sg.map((s) => ({ addr: s.addr, len: s.len })),
-  }));
+export function decodeInflight(mem: GuestMemory, vq: VirtQueue): InflightSnapshot[] {
+  return [...vq.inflight.values()].map((e) => {
+    const out_sg = e.out_sg.map((s) => ({ addr: s.addr, len: s.len }));
+    const in_sg = e.in_sg.map((s) => ({ addr: s.addr, len: s.len }));
+    const head = e.index < vq.num ? decodeDesc(mem, vq.desc, e.index) : null;
+    return {
+      index: e.index,
+      ndescs: e.ndescs,
+      out_num: e.out_num,
+      in_num: e.in_num,
+      out_sg,
+      in_sg,
+      chain: ringChain(mem, vq, e.index),
+      indirect_table: head && head.flags & V.VRING_DESC_F_INDIRECT ? head.addr : null,
+      blk: decodeBlkRequest(mem, out_sg, in_sg),
+    };
+  });
 }
 
 export function decodeQueue(mem: GuestMemory, vq: VirtQueue, driver: DriverQueueSnapshot | null): QueueSnapshot {
@@ -223,7 +317,8 @@ export function decodeQueue(mem: GuestMemory, vq: VirtQueue, driver: DriverQueue
     signalled_used_valid: vq.signalled_used_valid,
     inuse: vq.inuse,
     driver,
-    inflight: decodeInflight(vq),
+    inflight: decodeInflight(mem, vq),
+    indirect: decodeQueueIndirect(mem, vq, desc),
   };
 }
 
