@@ -32,7 +32,6 @@ await build({
   sourcemap: true,
   sourcesContent: false,
   logLevel: 'warning',
-  external: ['playwright-core', 'vscode'],
 });
 
 // The Virtqueue Inspector webview: its script, its styles and the codicon font.
