@@ -14,6 +14,7 @@ import { validateOptions } from '../src/machine/options';
 import { parseScenario } from '../src/machine/scenario/parser';
 import { functionNamed } from '../src/machine/sim/frames';
 import { adapterBench } from './adapter';
+import { inspectorBench } from './inspector-bench';
 import { extensionBench } from './extension';
 
 const RUNS = 3;
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
     emit({ figure: 'event_points_per_second', depth, value: Math.round(all.eps), unit: 'events/s', target: '>= 2000000' });
   }
   await adapterBench(emit);
+  await inspectorBench(emit);
   await extensionBench(emit);
 }
 

@@ -61,7 +61,7 @@ export function activate(context: vscode.ExtensionContext): VirtioDebugApi {
       if (session.type !== DEBUG_TYPE) return;
       sessions.set(session.id, session);
       const noDebug = (session.configuration as { noDebug?: boolean }).noDebug === true;
-      if (!noDebug && vscode.workspace.getConfiguration('virtio.inspector').get<boolean>('openOnSessionStart', true)) inspector.show(true);
+      if (!noDebug && vscode.workspace.getConfiguration('virtio.inspector').get<boolean>('openOnSessionStart', true)) void inspector.show(true);
     }),
     vscode.debug.onDidTerminateDebugSession((session) => {
       sessions.delete(session.id);

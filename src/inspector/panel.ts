@@ -57,12 +57,18 @@ export class InspectorPanel implements vscode.Disposable {
   }
 
   /** Open the panel, or bring it forward; then draw the active virtio session's state. */
-  show(preserveFocus = false): void {
+  async show(preserveFocus = false): Promise<void> {
     if (this.panel) {
       this.panel.reveal(undefined, preserveFocus);
     } else {
-      const panel = vscode.window.createWebviewPanel(INSPECTOR_VIEW_TYPE, 'Virtqueue Inspector', { viewColumn: vscode.ViewColumn.Beside, preserveFocus }, this.webviewOptions());
+      const viewColumn = vscode.window.activeTextEditor ? vscode.ViewColumn.Beside : vscode.ViewColumn.Two;
+      const panel = vscode.window.createWebviewPanel(INSPECTOR_VIEW_TYPE, 'Virtqueue Inspector', { viewColumn, preserveFocus: false }, this.webviewOptions());
       this.adopt(panel);
+      // The debugger opens each stop's source in the active editor group; were that the
+      // inspector's, the source would cover it. A locked group takes no new editors, so the
+      // inspector stays in view beside the sources (as a locked terminal editor does).
+      if (panel.active) await vscode.commands.executeCommand('workbench.action.lockEditorGroup');
+      if (preserveFocus && vscode.window.tabGroups.all.length > 1) await vscode.commands.executeCommand('workbench.action.focusPreviousGroup');
     }
     const active = vscode.debug.activeDebugSession;
     if (!this.shown && active?.type === 'virtio' && !this.pending) this.pending = { session: active, stop: null };

@@ -124,6 +124,15 @@ describe('dap: variables, memory, evaluate, virtio/state', function () {
       assert.equal(r.body?.unreadableBytes, 16);
       assert.equal(Buffer.from(r.body?.data ?? '', 'base64').length, 0);
     });
+
+    it('a reference from before a resume answers with no variables, not an error (VS Code may still ask for it)', async () => {
+      const s = await sessions.stdio();
+      const { stop, top } = await atRwComplete(s);
+      const stale = (await s.scope(top.id, 'Virtqueue')).variablesReference;
+      assert.ok((await s.vars(stale)).length > 0);
+      await s.continueToStop(stop.body.threadId!);
+      assert.deepEqual(await s.vars(stale), []);
+    });
   });
 
   describe('the VirtQueueElement scope at rw_complete', () => {

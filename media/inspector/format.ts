@@ -1,0 +1,44 @@
+/** Number formatting and HTML escaping. Feature words reach 2^53: never 32-bit bit operations on them. */
+import type { NumberFormat } from './types';
+
+export function hex(n: number): string {
+  return '0x' + n.toString(16);
+}
+
+/** An address or a length in the chosen format. */
+export function num(n: number, f: NumberFormat): string {
+  return f === 'hex' ? hex(n) : String(n);
+}
+
+/** Bit `n` of a feature word (a JSON number below 2^53). */
+export function hasBit(word: number, n: number): boolean {
+  return Math.floor(word / 2 ** n) % 2 === 1;
+}
+
+const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESC[c]);
+}
+
+/** Distance from `from` to `to` on a 16-bit ring index. */
+export function idxDelta(from: number, to: number): number {
+  return (to - from) & 0xffff;
+}
+
+/** Descriptor flags as VRING_DESC_F_* names. */
+export function descFlags(flags: number): string {
+  const out: string[] = [];
+  if (flags & 1) out.push('NEXT');
+  if (flags & 2) out.push('WRITE');
+  if (flags & 4) out.push('INDIRECT');
+  const rest = flags & ~7;
+  if (rest) out.push(hex(rest));
+  return out.join('|');
+}
+
+/** Chains are coloured by head with the theme's chart colours. */
+export const CHAIN_COLOURS = 6;
+export function chainClass(head: number): string {
+  return `chain-c${head % CHAIN_COLOURS}`;
+}
