@@ -319,11 +319,14 @@ export class VirtioDebugSession extends LoggingDebugSession {
   protected override variablesRequest(response: DebugProtocol.VariablesResponse, args: DebugProtocol.VariablesArguments): void {
     this.guard(response, () => {
       const kids = this.nodes.get(args.variablesReference);
-      // A reference from before the last resume (VS Code may still ask while the next stop arrives):
-      // references live only while stopped, so it has no variables now. Not an error worth a toast.
       if (!kids) {
-        response.body = { variables: [] };
-        return;
+        // A reference handed out before the last resume (VS Code may still ask while the next stop
+        // arrives) has no variables now: not an error worth a toast. One never handed out is an error.
+        if (args.variablesReference > 0 && args.variablesReference < this.handleSeq) {
+          response.body = { variables: [] };
+          return;
+        }
+        throw new Error(`no variables for reference ${args.variablesReference}`);
       }
       let list = kids();
       if (args.start !== undefined || args.count !== undefined) list = list.slice(args.start ?? 0, (args.start ?? 0) + (args.count ?? list.length));

@@ -13,6 +13,7 @@
  * Needs `npm run setup:e2e` (code-server in .vscode-test/, Debian's
  * Chromium). Screenshots: test-artifacts/e2e/<n>-<step>.png.
  */
+import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, FrameLocator, Page } from 'playwright-core';
@@ -21,7 +22,7 @@ import { EVENT_FILTERS } from '../../src/adapter/eventFilters';
 import type { QueueSnapshot, StateSnapshot } from '../../src/machine/state/snapshot';
 import { Session } from '../dap/helpers';
 import {
-  ARTIFACTS, CodeServer, ROOT, buildVsix, checkPrerequisites, closeBrowser, freshProfile, installExtension,
+  ARTIFACTS, CodeServer, ROOT, sharedVsix, checkPrerequisites, closeBrowser, freshProfile, installExtension,
   ROWS, launchBrowser, listRows, scrollToRow, sleep, waitFor, type Profile,
 } from './harness';
 
@@ -326,7 +327,7 @@ describe('e2e: code-server 4.100.3 + Chromium: debug a virtio-blk request', func
     for (const f of fs.readdirSync(ARTIFACTS)) if (/^\d+-.*\.png$/.test(f)) fs.rmSync(path.join(ARTIFACTS, f), { force: true });
     let t = Date.now();
     profile = freshProfile();
-    const vsix = await buildVsix(profile.root);
+    const vsix = await sharedVsix(os.tmpdir());
     timings.package = (Date.now() - t) / 1000;
     t = Date.now();
     await installExtension(profile, vsix);

@@ -97,6 +97,14 @@ function groupAlive(pid: number): boolean {
  * the root) when package.json has that script, else `vsce package
  * --no-dependencies` into a temporary folder. E2E_VSIX skips the build.
  */
+let built: Promise<string> | undefined;
+
+/** buildVsix once per test run: every suite installs the same package. */
+export function sharedVsix(tmp: string): Promise<string> {
+  built ??= buildVsix(tmp);
+  return built;
+}
+
 export async function buildVsix(tmp: string): Promise<string> {
   if (process.env.E2E_VSIX) {
     const given = path.resolve(process.env.E2E_VSIX);
