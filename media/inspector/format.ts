@@ -37,8 +37,14 @@ export function descFlags(flags: number): string {
   return out.join('|');
 }
 
-/** Chains are coloured by head with the theme's chart colours. */
+/**
+ * Chains are coloured by head with the theme's chart colours, so a chain keeps
+ * its colour from stop to stop. The head is hashed (Fibonacci hashing) rather
+ * than taken modulo: Linux allocates chains of equal length one after another,
+ * so their heads share a stride (0, 3, 6, ...) that a plain modulo would fold
+ * onto two colours.
+ */
 export const CHAIN_COLOURS = 6;
 export function chainClass(head: number): string {
-  return `chain-c${head % CHAIN_COLOURS}`;
+  return `chain-c${(Math.imul(head + 1, 0x9e3779b1) >>> 29) % CHAIN_COLOURS}`;
 }
