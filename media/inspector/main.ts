@@ -245,6 +245,7 @@ function mountTables(q: QueueView, keepScroll: boolean): void {
 function draw(keepScroll: boolean): void {
   document.body.classList.toggle('ended', ended);
   if (!msg || !diff) {
+    delete root.dataset.layout;
     root.innerHTML = `<header id="stop" class="stop">${toolbar()}</header>${errorHtml()}<p class="empty"><span class="codicon codicon-debug" aria-hidden="true"></span>Start a virtio debug session: the inspector shows the virtqueues whenever the machine stops.</p>`;
     return;
   }
@@ -255,15 +256,39 @@ function draw(keepScroll: boolean): void {
         `<button role="tab" class="tab${q.index === ui.queue ? ' active' : ''}${diff!.queues[q.index] && (diff!.queues[q.index].fields.size || diff!.queues[q.index].inflight.size) ? ' changed' : ''}" id="queue-tab-${q.index}" data-queue-tab="${q.index}" aria-selected="${q.index === ui.queue}" aria-controls="queue-${q.index}" tabindex="${q.index === ui.queue ? 0 : -1}">Queue ${q.index}${q.desc.length ? '' : ' <span class="muted">(unset)</span>'}</button>`,
     )
     .join('');
-  root.innerHTML = `<header id="stop" class="stop" data-stop-reason="${esc(msg.stop?.reason ?? '')}">${toolbar()}${stopHeader()}</header>${errorHtml()}
-${s.device.broken ? `<div class="broken-banner" role="alert"><span class="codicon codicon-error" aria-hidden="true"></span>The device is broken: ${esc(s.device.errors.join('; ') || 'virtio_error')}</div>` : ''}
-<nav class="tabs" role="tablist" aria-label="Virtqueues">${tabs}</nav>
-<div class="queues">${s.queues.map((q) => queueHtml(q, q.index === ui.queue)).join('')}</div>
-<section id="device" class="device" aria-labelledby="device-heading">${renderDevice(s, diff)}</section>
-<section id="stacks" class="stacks" aria-labelledby="stacks-heading">${renderStacks(s, diff)}</section>`;
+  const parts: [string, string][] = [
+    ['header', `<header id="stop" class="stop" data-stop-reason="${esc(msg.stop?.reason ?? '')}">${toolbar()}${stopHeader()}</header>${errorHtml()}`],
+    ['banner', s.device.broken ? `<div class="broken-banner" role="alert"><span class="codicon codicon-error" aria-hidden="true"></span>The device is broken: ${esc(s.device.errors.join('; ') || 'virtio_error')}</div>` : ''],
+    ['tabs', `<nav class="tabs" role="tablist" aria-label="Virtqueues">${tabs}</nav>`],
+    ['queues', `<div class="queues">${s.queues.map((q) => queueHtml(q, q.index === ui.queue)).join('')}</div>`],
+    ['device', `<section id="device" class="device" aria-labelledby="device-heading">${renderDevice(s, diff)}</section>`],
+    ['stacks', `<section id="stacks" class="stacks" aria-labelledby="stacks-heading">${renderStacks(s, diff)}</section>`],
+  ];
+  updateParts(parts);
   document.body.dataset.session = msg.session;
   const q = s.queues[ui.queue];
   if (q) mountTables(q, keepScroll);
+}
+
+/**
+ * The page is a row of parts, each replaced only when its HTML changed: a stop
+ * usually leaves the device (and often the stacks of idle threads) as they
+ * were, and re-parsing and laying them out again is most of a redraw. The
+ * queues part always goes back in: its tables are mounted into it afterwards.
+ */
+const shown = new Map<string, string>();
+function updateParts(parts: [string, string][]): void {
+  if (root.dataset.layout !== 'parts') {
+    root.innerHTML = parts.map(([k]) => `<div class="part" data-part="${k}"></div>`).join('');
+    root.dataset.layout = 'parts';
+    shown.clear();
+  }
+  for (const [k, html] of parts) {
+    if (k !== 'queues' && shown.get(k) === html) continue;
+    const el = root.querySelector<HTMLElement>(`[data-part="${k}"]`)!;
+    el.innerHTML = html;
+    shown.set(k, html);
+  }
 }
 
 function toolbar(): string {
