@@ -27,9 +27,10 @@ export function activate(context: vscode.ExtensionContext): VirtioDebugApi {
   const inspector = new InspectorPanel({
     extensionUri: context.extensionUri,
     log: (line) => log.appendLine(line),
-    openMemory: async (session, addr, len) => {
+    openMemory: async (session, addr, len, viewColumn) => {
+      // Not a preview: the dump stays open across steps and is re-read at every stop.
       const doc = await vscode.workspace.openTextDocument(memoryUri(session.id, addr, len));
-      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true, preserveFocus: true });
+      await vscode.window.showTextDocument(doc, { viewColumn, preview: false, preserveFocus: true });
     },
   });
 

@@ -16,7 +16,7 @@ export const INSPECTOR_VIEW_TYPE = 'virtio.inspector';
 /** What the panel needs from the rest of the extension. */
 export interface InspectorHost {
   extensionUri: vscode.Uri;
-  openMemory(session: vscode.DebugSession, addr: number, len: number): Promise<void>;
+  openMemory(session: vscode.DebugSession, addr: number, len: number, column: vscode.ViewColumn): Promise<void>;
   log(line: string): void;
 }
 
@@ -146,7 +146,7 @@ export class InspectorPanel implements vscode.Disposable {
         return;
       case 'openMemory': {
         const session = this.shown?.session;
-        if (session) void this.host.openMemory(session, m.addr, m.len);
+        if (session) void this.host.openMemory(session, m.addr, m.len, this.editorColumn());
         return;
       }
     }
@@ -157,10 +157,24 @@ export class InspectorPanel implements vscode.Disposable {
     try {
       const doc = await vscode.workspace.openTextDocument(uri);
       const pos = new vscode.Position(Math.min(line, doc.lineCount) - 1, 0);
-      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.One, selection: new vscode.Range(pos, pos), preview: true });
+      await vscode.window.showTextDocument(doc, { viewColumn: this.editorColumn(), selection: new vscode.Range(pos, pos), preview: true });
     } catch (e) {
       this.host.log(`inspector: cannot open ${file}: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * Where a source or memory document the inspector asks for opens: an editor
+   * group other than the inspector's own (it is locked, and covering the
+   * inspector with what it points at would defeat the click). The active
+   * group if it is another, else the first other one, else a new one beside.
+   */
+  editorColumn(): vscode.ViewColumn {
+    const mine = this.panel?.viewColumn;
+    const active = vscode.window.tabGroups.activeTabGroup;
+    if (active.viewColumn !== mine) return active.viewColumn;
+    const other = vscode.window.tabGroups.all.find((g) => g.viewColumn !== mine);
+    return other ? other.viewColumn : vscode.ViewColumn.Beside;
   }
 
   private configMessage(): HostMessage {

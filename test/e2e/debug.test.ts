@@ -456,6 +456,41 @@ describe('e2e: code-server 4.100.3 + Chromium: debug a virtio-blk request', func
     }, async () => `webview frames: ${page.frames().map((fr) => fr.url().replace(/\?.*$/, '').slice(0, 120)).join(' , ')}\ninspector: ${await inspectorText()}\nvirtio/state queue 0: ${JSON.stringify(want && { avail: want.avail.idx, used: want.used.idx, last_avail_idx: want.last_avail_idx, shadow_avail_idx: want.shadow_avail_idx, driver: want.driver, inflight: want.inflight.map((e) => ({ index: e.index, chain: e.chain, out: e.out_sg, in: e.in_sg })) })}`);
   });
 
+  it("3b. the inspector's links: a buffer opens guest memory as virtio/state's session reads it, a frame opens its model source", async function () {
+    notAfterFailure();
+    await step('inspector-links', async () => {
+      const f = inspectorFrame();
+      const sg = f.locator('li.inflight tr[data-sg="out"]').first();
+      const addr = Number(await sg.getAttribute('data-addr'));
+      const len = Number(await sg.getAttribute('data-len'));
+      await sg.locator('button.open-memory').click();
+      const title = `guest memory 0x${addr.toString(16)}+${len}`;
+      await page.locator('.tabs-container .tab', { hasText: title }).first().waitFor({ timeout: UI_TIMEOUT });
+      // The dump's first line: the address, then the bytes the reference session reads there, in pairs.
+      if (!ref) throw new Error('no reference session');
+      const bytes = await ref.readMemory(`0x${addr.toString(16)}`, Math.min(16, len));
+      const pairs = (bytes.toString('hex').match(/.{1,4}/g) ?? []).join(' ');
+      const want = `${addr.toString(16).padStart(12, '0')}: ${pairs}`;
+      await waitFor(`the memory document to show "${want}"`, async () => {
+        const lines = await page.locator('.monaco-editor .view-lines .view-line').allInnerTexts();
+        return lines.some((l) => l.replace(/\u00a0/g, ' ').startsWith(want)) ? true : undefined;
+      }, UI_TIMEOUT);
+
+      // A frame of the coroutine section, in a file no stop has opened: its source opens at its line.
+      const frame = f.locator('.frame.link[data-file$="io_uring.ts"]').first();
+      const line = Number(await frame.getAttribute('data-line'));
+      await frame.click();
+      await page.locator('.tabs-container .tab.active', { hasText: 'io_uring.ts' }).first().waitFor({ timeout: UI_TIMEOUT });
+      await waitFor(`the cursor at line ${line} of io_uring.ts`, async () =>
+        (new RegExp(`Ln ${line}, Col 1\\b`).test(await page.locator('.part.statusbar').innerText()) ? true : undefined), UI_TIMEOUT);
+      // Neither opened over the inspector: it is still the active tab of its group, and the dump is still open.
+      if ((await page.locator('.tabs-container .tab.active', { hasText: 'Virtqueue Inspector' }).count()) === 0) {
+        throw new Error('the inspector is no longer in view: a link opened its target in the inspector\'s own group');
+      }
+      if ((await page.locator('.tabs-container .tab', { hasText: title }).count()) === 0) throw new Error(`the tab "${title}" closed when the source opened`);
+    }, async () => `inspector: ${await inspectorText()}\nstatus bar: ${(await page.locator('.part.statusbar').innerText().catch(() => '')).replace(/\s+/g, ' ')}`);
+  });
+
   it(`4. step over ${STEPS_OVER} times: the frames follow, the inspector updates, VARIABLES shows the VirtQueueElement`, async function () {
     notAfterFailure();
     await step('step-over', async () => {
