@@ -159,9 +159,12 @@ function stopHeader(): string {
   if (!msg) return '';
   const s = msg.stop;
   const t = msg.state;
-  const reason = s ? `Paused on ${esc(s.reason)}` : 'Machine state';
-  const desc = s?.description ? `<span class="stop-description">${esc(s.description)}</span>` : '';
-  const thread = s?.threadId !== undefined ? `<span class="muted">thread ${s.threadId}</span>` : '';
+  // The adapter's description says what stopped ("Paused on rw_complete: virtio_blk_rw_complete (head 0, ...)");
+  // DAP's reason alone is generic (an event breakpoint is an "exception" to VS Code).
+  const reason = s ? esc(s.description ?? `Paused on ${s.reason}`) : 'Machine state';
+  const desc = s?.description ? `<span class="stop-description muted">(${esc(s.reason)})</span>` : '';
+  const running = t.threads.find((x) => x.state === 'running');
+  const thread = running ? `<span class="muted">in “${esc(running.name)}”</span>` : '';
   const endedBadge = ended ? '<span class="badge ended-badge"><span class="codicon codicon-debug-disconnect" aria-hidden="true"></span>Session ended</span>' : '';
   return `<div class="stop-line"><span class="codicon codicon-${ended ? 'debug-stop' : 'debug-pause'}" aria-hidden="true"></span><strong class="stop-reason">${reason}</strong>${desc}${thread}${endedBadge}</div>
 <div class="stop-meta muted">time ${(t.time_ns / 1000).toFixed(3)} µs · ${t.events} events · stop #${msg.seq}${diff && diff.any ? ' · <span class="changed legend">changed since the last stop</span>' : ''}</div>`;

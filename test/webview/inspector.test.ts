@@ -209,7 +209,11 @@ describe('webview: Virtqueue Inspector page', function () {
     await i.send(stateMsg(f, { seq: 4242 }));
     await i.page.locator('tr.desc-row[data-desc="4"]').click();
     await i.send({ type: 'config', numberFormat: 'decimal' });
-    await i.page.waitForFunction(() => sessionStorage.getItem('vscode-state')?.includes('"desc":4'));
+    // Both the selection and the number format saved (the click and the config message each save, 100 ms later).
+    await i.page.waitForFunction(() => {
+      const saved = sessionStorage.getItem('vscode-state') ?? '';
+      return saved.includes('"desc":4') && saved.includes('"fmt":"decimal"');
+    });
     await i.page.reload();
     await i.page.waitForSelector('body[data-drawn-seq="4242"]', { state: 'attached' });
     assert.equal(await i.page.locator('section.queue[data-queue="0"]').getAttribute('data-avail-idx'), String(f.state.queues[0].avail.idx));
