@@ -19,6 +19,14 @@ export function registerCommands(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     vscode.commands.registerCommand('virtio.debugScenario', (uri?: vscode.Uri) => startScenario(uri, false)),
     vscode.commands.registerCommand('virtio.runScenario', (uri?: vscode.Uri) => startScenario(uri, true)),
+    // The walkthrough's "where to stop": event filters appear in BREAKPOINTS only once a virtio
+    // session has told VS Code about them, so a newcomer's first stop comes from a function breakpoint.
+    vscode.commands.registerCommand('virtio.breakInHandleOutput', () => {
+      const fn = 'virtio_blk_handle_output';
+      const have = vscode.debug.breakpoints.some((b) => b instanceof vscode.FunctionBreakpoint && b.functionName === fn);
+      if (!have) vscode.debug.addBreakpoints([new vscode.FunctionBreakpoint(fn)]);
+      void vscode.window.showInformationMessage(`The debugger will stop in ${fn} (a function breakpoint, in the BREAKPOINTS view).`);
+    }),
     vscode.commands.registerCommand('virtio.openDefaultScenario', async () => {
       // The workspace's own default.virtio (the samples folder) if there is one, else the bundled copy.
       const found = await vscode.workspace.findFiles('**/default.virtio', '**/node_modules/**', 1);

@@ -142,4 +142,24 @@ describe('e2e: code-server 4.100.3 + Chromium: editing a scenario', function () 
       }, UI_TIMEOUT);
     });
   });
+
+  it("the walkthrough's path: Stop in virtio_blk_handle_output, Debug Scenario → a stop there, and the inspector opens by itself", async () => {
+    await step('walkthrough-first-stop', async () => {
+      await openFile('default.virtio');
+      await runCommand('virtio: Stop in virtio_blk_handle_output');
+      await runCommand('virtio: Debug Scenario');
+      await page.keyboard.press('Control+Shift+D'); // the Run and Debug view, where CALL STACK is
+      await waitFor('a stop in virtio_blk_handle_output in the CALL STACK', async () => {
+        const rows = await page.locator('.debug-call-stack .monaco-list-row').allInnerTexts();
+        return rows.some((r) => r.trim().startsWith('virtio_blk_handle_output (')) ? true : undefined;
+      }, UI_TIMEOUT);
+      // virtio.inspector.openOnSessionStart (default true): the panel opened at session start and drew the stop.
+      const queue = page.frameLocator('iframe.webview.ready').first().frameLocator('#active-frame').locator('section.queue[data-queue="0"]');
+      await waitFor('the inspector to draw queue 0 with one request offered', async () =>
+        ((await queue.getAttribute('data-avail-idx', { timeout: 1000 }).catch(() => null)) === '1' ? true : undefined), UI_TIMEOUT);
+      await page.keyboard.press('Shift+F5');
+      await waitFor('the session to end (no debug toolbar)', async () =>
+        ((await page.locator('.debug-toolbar').isVisible()) ? undefined : true), UI_TIMEOUT);
+    });
+  });
 });
