@@ -44,17 +44,14 @@ export function activate(context: vscode.ExtensionContext): VirtioDebugApi {
       createDebugAdapterDescriptor: () => new vscode.DebugAdapterInlineImplementation(new VirtioDebugSession()),
     }),
     // Watch what the adapter sends: a stop refreshes the inspector and open memory documents.
+    // (The end of a session comes through onDidTerminateDebugSession below.)
     vscode.debug.registerDebugAdapterTrackerFactory(DEBUG_TYPE, {
       createDebugAdapterTracker: (session) => ({
         onDidSendMessage: (m: { type?: string; event?: string; body?: { reason?: string; description?: string; threadId?: number } }) => {
-          if (m.type !== 'event') return;
-          if (m.event === 'stopped') {
-            const b = m.body ?? {};
-            inspector.onStopped(session, { reason: b.reason ?? 'unknown', description: b.description, threadId: b.threadId });
-            memory.refresh(session.id);
-          } else if (m.event === 'terminated' || m.event === 'exited') {
-            inspector.onEnded(session);
-          }
+          if (m.type !== 'event' || m.event !== 'stopped') return;
+          const b = m.body ?? {};
+          inspector.onStopped(session, { reason: b.reason ?? 'unknown', description: b.description, threadId: b.threadId });
+          memory.refresh(session.id);
         },
       }),
     }),

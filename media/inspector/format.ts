@@ -11,10 +11,6 @@ export function num(n: number, f: NumberFormat): string {
 }
 
 /** Bit `n` of a feature word (a JSON number below 2^53). */
-export function hasBit(word: number, n: number): boolean {
-  return Math.floor(word / 2 ** n) % 2 === 1;
-}
-
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 export function esc(s: string): string {

@@ -49,7 +49,7 @@ import { renderStacks } from './render-stacks';
 import { renderDevice } from './render-device';
 import { VirtualTable } from './virtual-list';
 import { esc, hex } from './format';
-import { MAX_MEMORY_VIEW } from './main-constants';
+import { MAX_MEMORY_VIEW } from '../../src/inspector/protocol';
 
 interface VsCodeApi {
   postMessage(m: unknown): void;

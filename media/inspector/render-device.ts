@@ -1,49 +1,12 @@
 /** The device: status bits, features by name, ISR, broken and its errors, the config space. */
 import type { SnapshotView } from './types';
 import type { SnapshotDiff } from './diff';
-import { esc, hasBit, hex } from './format';
+import * as V from '../../src/machine/spec/virtio';
+import { esc, hex } from './format';
 
-/** Values from src/machine/spec/virtio.ts (the webview bundles no machine code; a unit test checks they agree). */
-export const STATUS_BITS: [number, string][] = [
-  [1, 'ACKNOWLEDGE'],
-  [2, 'DRIVER'],
-  [4, 'DRIVER_OK'],
-  [8, 'FEATURES_OK'],
-  [0x40, 'NEEDS_RESET'],
-  [0x80, 'FAILED'],
-];
-
-export const FEATURE_BITS: [number, string][] = [
-  [1, 'VIRTIO_BLK_F_SIZE_MAX'],
-  [2, 'VIRTIO_BLK_F_SEG_MAX'],
-  [4, 'VIRTIO_BLK_F_GEOMETRY'],
-  [5, 'VIRTIO_BLK_F_RO'],
-  [6, 'VIRTIO_BLK_F_BLK_SIZE'],
-  [9, 'VIRTIO_BLK_F_FLUSH'],
-  [10, 'VIRTIO_BLK_F_TOPOLOGY'],
-  [11, 'VIRTIO_BLK_F_CONFIG_WCE'],
-  [12, 'VIRTIO_BLK_F_MQ'],
-  [13, 'VIRTIO_BLK_F_DISCARD'],
-  [14, 'VIRTIO_BLK_F_WRITE_ZEROES'],
-  [28, 'VIRTIO_RING_F_INDIRECT_DESC'],
-  [29, 'VIRTIO_RING_F_EVENT_IDX'],
-  [32, 'VIRTIO_F_VERSION_1'],
-  [33, 'VIRTIO_F_ACCESS_PLATFORM'],
-  [34, 'VIRTIO_F_RING_PACKED'],
-  [35, 'VIRTIO_F_IN_ORDER'],
-  [38, 'VIRTIO_F_NOTIFICATION_DATA'],
-];
-
-/** The names of the bits set in a feature word; unnamed bits as `bit N`. */
-export function featureNames(word: number): string[] {
-  const out: string[] = [];
-  for (let b = 0; b < 53; b++) {
-    if (!hasBit(word, b)) continue;
-    const named = FEATURE_BITS.find(([n]) => n === b);
-    out.push(named ? named[1] : `bit ${b}`);
-  }
-  return out;
-}
+// The spec's tables (src/machine/spec/virtio.ts holds plain constants: the bundle takes just these).
+const STATUS_BITS = V.VIRTIO_CONFIG_S_NAMES;
+export const featureNames = V.featureNames;
 
 function ch(diff: SnapshotDiff, k: string): string {
   return diff.device.has(k) ? ' changed' : '';

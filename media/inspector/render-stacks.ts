@@ -6,19 +6,9 @@
 import type { SnapshotView } from './types';
 import type { SnapshotDiff } from './diff';
 import { esc, hex } from './format';
+import { btLine } from '../../src/machine/state/gdb-text';
 
 type Frame = SnapshotView['threads'][number]['frames'][number];
-
-/** gdbPath of backtrace.ts: QEMU files as `../hw/...`, kernel files as `drivers/...`. */
-export function gdbPath(file: string): string {
-  const m = /^src\/machine\/(qemu|linux|kvm)\/(.*)$/.exec(file);
-  if (!m) return file;
-  return m[1] === 'qemu' ? `../${m[2]}` : m[2];
-}
-
-export function frameLine(f: Frame, i: number): string {
-  return `${`#${i}`.padEnd(4)}${f.name} (${f.args}) at ${gdbPath(f.file)}:${f.line}`;
-}
 
 /** A thread's frames split into its `qemu bt` sections: runs of the same coroutine; the first has no header. */
 export function sections(frames: Frame[]): { coroutine: number | null; frames: Frame[] }[] {
@@ -40,7 +30,7 @@ export function sections(frames: Frame[]): { coroutine: number | null; frames: F
 const MODEL_FILE = /^src\/machine\/[A-Za-z0-9_\-/]+(\.[A-Za-z0-9_-]+)*\.ts$/;
 
 function frameHtml(f: Frame, i: number): string {
-  const text = esc(frameLine(f, i));
+  const text = esc(btLine(i, f));
   if (!MODEL_FILE.test(f.file) || !(f.line >= 1)) return `<div class="bt-line frame" role="listitem" data-frame="${i}">${text}</div>`;
   return `<div class="bt-line frame link" role="listitem" tabindex="0" data-frame="${i}" data-file="${esc(f.file)}" data-line="${f.line}" title="Open ${esc(f.file)}:${f.line}">${text}</div>`;
 }

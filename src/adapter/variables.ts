@@ -199,8 +199,6 @@ export function virtqueueNodes(m: Machine, index: number): VarNode[] {
 
 interface ElementLike { index: number; ndescs: number; out_num: number; in_num: number; out_sg: { addr: number; len: number }[]; in_sg: { addr: number; len: number }[]; len: number }
 
-const BLK_TYPES = V.VIRTIO_BLK_T_NAMES;
-
 function sgNodes(name: string, sg: { addr: number; len: number }[]): VarNode {
   return {
     name,
@@ -228,10 +226,10 @@ export function elementNode(m: Machine, name: string, e: ElementLike): VarNode {
         const t = m.mem.read32(hdr.addr);
         kids.push({
           name: 'virtio_blk_outhdr',
-          value: `{type=${BLK_TYPES[t] ?? t}, sector=${m.mem.read64(hdr.addr + 8)}}`,
+          value: `{type=${V.VIRTIO_BLK_T_NAMES[t] ?? t}, sector=${m.mem.read64(hdr.addr + 8)}}`,
           memoryReference: memRef(hdr.addr),
           children: () => [
-            memField(m, 'type', hdr.addr, 4, undefined, (v) => `${v}${BLK_TYPES[v] ? ` (${BLK_TYPES[v]})` : ''}`),
+            memField(m, 'type', hdr.addr, 4, undefined, (v) => `${v}${V.VIRTIO_BLK_T_NAMES[v] ? ` (${V.VIRTIO_BLK_T_NAMES[v]})` : ''}`),
             memField(m, 'ioprio', hdr.addr + 4, 4),
             memField(m, 'sector', hdr.addr + 8, 8, undefined, String),
           ],
@@ -272,21 +270,14 @@ export function frameQueue(f: Frame | null): number {
   return 0;
 }
 
-const STATUS_BITS: [number, string][] = [[1, 'ACKNOWLEDGE'], [2, 'DRIVER'], [4, 'DRIVER_OK'], [8, 'FEATURES_OK'], [0x40, 'NEEDS_RESET'], [0x80, 'FAILED']];
-const FEATURE_NAMES: Record<number, string> = {
-  1: 'SIZE_MAX', 2: 'SEG_MAX', 4: 'GEOMETRY', 5: 'RO', 6: 'BLK_SIZE', 9: 'FLUSH', 10: 'TOPOLOGY', 11: 'CONFIG_WCE', 12: 'MQ', 13: 'DISCARD', 14: 'WRITE_ZEROES',
-  28: 'RING_INDIRECT_DESC', 29: 'RING_EVENT_IDX', 32: 'VERSION_1', 34: 'RING_PACKED', 35: 'IN_ORDER', 38: 'NOTIFICATION_DATA',
-};
-
+/** Feature names as the Variables view prints them: the spec's, without the VIRTIO_(BLK_)F_ prefix. */
 export function featureNames(f: number): string {
-  const out: string[] = [];
-  for (let b = 0; b < 64; b++) if (V.hasFeature(f, b)) out.push(FEATURE_NAMES[b] ?? `bit ${b}`);
-  return out.join(' ');
+  return V.featureNames(f).map((n) => n.replace(/^VIRTIO_RING_F_/, 'RING_').replace(/^VIRTIO_(BLK_)?F_/, '')).join(' ');
 }
 
 export function deviceNodes(m: Machine): VarNode[] {
   const d = m.vdev;
-  const status = STATUS_BITS.filter(([b]) => d.status & b).map(([, n]) => n).join('|') || '0';
+  const status = V.VIRTIO_CONFIG_S_NAMES.filter(([b]) => d.status & b).map(([, n]) => n).join('|') || '0';
   return [
     { name: 'status', value: `${d.status} (${status})` },
     { name: 'host_features', value: `${hex(d.host_features)} (${featureNames(d.host_features)})` },

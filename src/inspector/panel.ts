@@ -118,7 +118,9 @@ export class InspectorPanel implements vscode.Disposable {
     if (seq !== this.seq) return; // a later stop overtook this one
     const previous = this.shown?.session.id === session.id ? this.shown.state : null;
     this.shown = { session, stop, state, previous, seq };
-    this.post({ type: 'state', session: session.name, seq, stop, state, previous });
+    // The page diffs against the state it drew last, which is `previous`: no need to send it twice
+    // (at 32,768 descriptors a snapshot is megabytes). A re-send after `ready` includes it.
+    this.post({ type: 'state', session: session.name, seq, stop, state });
   }
 
   private receive(raw: unknown): void {

@@ -16,6 +16,7 @@ export const VIRTIO_CONFIG_S_FAILED = 0x80;
 export const VIRTIO_RING_F_INDIRECT_DESC = 28;
 export const VIRTIO_RING_F_EVENT_IDX = 29;
 export const VIRTIO_F_VERSION_1 = 32;
+export const VIRTIO_F_ACCESS_PLATFORM = 33;
 export const VIRTIO_F_RING_PACKED = 34;
 export const VIRTIO_F_IN_ORDER = 35;
 export const VIRTIO_F_NOTIFICATION_DATA = 38;
@@ -39,6 +40,45 @@ export function bit(n: number): number {
 }
 export function hasFeature(features: number, n: number): boolean {
   return Math.floor(features / 2 ** n) % 2 === 1;
+}
+
+/** Device status bits by name (without the VIRTIO_CONFIG_S_ prefix), for the Variables view and the inspector. */
+export const VIRTIO_CONFIG_S_NAMES: readonly (readonly [number, string])[] = [
+  [VIRTIO_CONFIG_S_ACKNOWLEDGE, 'ACKNOWLEDGE'],
+  [VIRTIO_CONFIG_S_DRIVER, 'DRIVER'],
+  [VIRTIO_CONFIG_S_DRIVER_OK, 'DRIVER_OK'],
+  [VIRTIO_CONFIG_S_FEATURES_OK, 'FEATURES_OK'],
+  [VIRTIO_CONFIG_S_NEEDS_RESET, 'NEEDS_RESET'],
+  [VIRTIO_CONFIG_S_FAILED, 'FAILED'],
+];
+
+/** The feature bits a virtio-blk device and its transport can offer, by bit, as the headers name them. */
+export const VIRTIO_BLK_FEATURE_NAMES: Readonly<Record<number, string>> = {
+  [VIRTIO_BLK_F_SIZE_MAX]: 'VIRTIO_BLK_F_SIZE_MAX',
+  [VIRTIO_BLK_F_SEG_MAX]: 'VIRTIO_BLK_F_SEG_MAX',
+  [VIRTIO_BLK_F_GEOMETRY]: 'VIRTIO_BLK_F_GEOMETRY',
+  [VIRTIO_BLK_F_RO]: 'VIRTIO_BLK_F_RO',
+  [VIRTIO_BLK_F_BLK_SIZE]: 'VIRTIO_BLK_F_BLK_SIZE',
+  [VIRTIO_BLK_F_FLUSH]: 'VIRTIO_BLK_F_FLUSH',
+  [VIRTIO_BLK_F_TOPOLOGY]: 'VIRTIO_BLK_F_TOPOLOGY',
+  [VIRTIO_BLK_F_CONFIG_WCE]: 'VIRTIO_BLK_F_CONFIG_WCE',
+  [VIRTIO_BLK_F_MQ]: 'VIRTIO_BLK_F_MQ',
+  [VIRTIO_BLK_F_DISCARD]: 'VIRTIO_BLK_F_DISCARD',
+  [VIRTIO_BLK_F_WRITE_ZEROES]: 'VIRTIO_BLK_F_WRITE_ZEROES',
+  [VIRTIO_RING_F_INDIRECT_DESC]: 'VIRTIO_RING_F_INDIRECT_DESC',
+  [VIRTIO_RING_F_EVENT_IDX]: 'VIRTIO_RING_F_EVENT_IDX',
+  [VIRTIO_F_VERSION_1]: 'VIRTIO_F_VERSION_1',
+  [VIRTIO_F_ACCESS_PLATFORM]: 'VIRTIO_F_ACCESS_PLATFORM',
+  [VIRTIO_F_RING_PACKED]: 'VIRTIO_F_RING_PACKED',
+  [VIRTIO_F_IN_ORDER]: 'VIRTIO_F_IN_ORDER',
+  [VIRTIO_F_NOTIFICATION_DATA]: 'VIRTIO_F_NOTIFICATION_DATA',
+};
+
+/** The names of the feature bits set in a feature word (unnamed ones as `bit N`), lowest first. */
+export function featureNames(features: number): string[] {
+  const out: string[] = [];
+  for (let b = 0; b < 64; b++) if (hasFeature(features, b)) out.push(VIRTIO_BLK_FEATURE_NAMES[b] ?? `bit ${b}`);
+  return out;
 }
 
 // §2.7.5 The virtqueue descriptor table: { le64 addr; le32 len; le16 flags; le16 next; }

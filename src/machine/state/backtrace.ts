@@ -9,6 +9,7 @@ import { formatArgs } from '../sim/frames';
 import type { CoroutineLike, SimThread } from '../sim/sim';
 import { hex } from '../sim/pointers';
 import type { Loc } from '../scenario/ast';
+import { btLine } from './gdb-text';
 
 export interface FrameInfo {
   name: string;
@@ -53,23 +54,12 @@ export function threadBacktrace(t: SimThread): BtSection[] {
   return sections;
 }
 
-/**
- * Where gdb would say a frame is: relative to the program's own source tree,
- * as QEMU's build directory shows it (`../hw/block/virtio-blk.ts`), or the
- * kernel's (`drivers/block/virtio_blk.ts`).
- */
-export function gdbPath(f: FrameInfo): string {
-  const m = /^src\/machine\/(qemu|linux|kvm)\/(.*)$/.exec(f.file);
-  if (!m) return f.file;
-  return m[1] === 'qemu' ? `../${m[2]}` : m[2];
-}
-
 /** gdb's text for a backtrace: `#0  fn (args) at file:line`, with `Coroutine at` headers. */
 export function formatBacktrace(sections: BtSection[]): string {
   const out: string[] = [];
   for (const s of sections) {
     if (s.coroutine !== null) out.push(`Coroutine at ${hex(s.coroutine)}:`);
-    s.frames.forEach((f, i) => out.push(`${`#${i}`.padEnd(4)}${f.name} (${f.args}) at ${gdbPath(f)}:${f.line}`));
+    s.frames.forEach((f, i) => out.push(btLine(i, f)));
   }
   return out.join('\n');
 }
